@@ -1,0 +1,93 @@
+"""Train models with their registry defaults on the lectures' names.txt and record how they do.
+
+    python benchmarks/models.py                      # every model
+    python benchmarks/models.py --models bigram mlp  # some; other rows of the results file are kept
+
+Each model is trained with `makemore.train` under the guide's protocol (seeded 80/10/10 split,
+exact NLL over whole splits), then timed sampling 10,000 items. Rows go to
+benchmarks/results/models.json (merged by model name) and a Markdown table beside it that
+the README quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import makemore
+from makemore.models import REGISTRY
+
+HERE = Path(__file__).resolve().parent
+NAMES = HERE.parents[1] / "shared" / "data" / "names.txt"
+RESULTS = HERE / "results" / "models.json"
+# figures the seeds and the guide report, for the table's last column
+REFERENCE = {
+    "bigram": "train 2.4548 / val 2.4533 / test 2.4584 (guide)",
+    "bigram-nn": "train ~2.46 (seed 002, all words)",
+    "mlp": "val 2.12 (seed 001, BatchNorm + Kaiming)",
+    "wavenet": "val 1.993 (lecture 5)",
+    "transformer": "test ~1.92 (makemore README)",
+}
+
+
+def bench(name: str, data: Path, time_budget: float | None, workdir: Path) -> dict:
+    result = makemore.train(data=str(data), model=name, out=workdir / name, quiet=True, log=print, time_budget=time_budget)
+    run = makemore.load(result.run_dir, device="cpu")
+    run.sample(100, seed=0)  # warm up
+    start = time.perf_counter()
+    run.sample(10_000, seed=0)
+    sampling = 10_000 / (time.perf_counter() - start)
+    return {
+        "model": name,
+        "params": run.model.num_params(),
+        "steps": result.steps,
+        "train_seconds": round(result.seconds, 1),
+        "time_budget": time_budget,
+        **{f"{s}_nll": round(r.nll, 4) for s, r in result.final.items()},
+        "sample_items_per_sec": round(sampling),
+        "reference": REFERENCE.get(name, ""),
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    head = "| model | params | steps | train s | train NLL | val NLL | test NLL | samples/s | reference |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
+    return head + "".join(
+        f"| {r['model']} | {r['params']:,} | {r['steps']:,} | {r['train_seconds']} | {r['train_nll']:.4f} | {r['val_nll']:.4f} | "
+        f"{r['test_nll']:.4f} | {r['sample_items_per_sec']:,} | {r['reference']} |\n"
+        for r in rows
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(REGISTRY), choices=list(REGISTRY))
+    parser.add_argument("--data", type=Path, default=NAMES)
+    parser.add_argument("--time-budget", type=float, default=None, help="seconds per model (default: its max_steps)")
+    args = parser.parse_args()
+    if not args.data.exists():
+        raise SystemExit(f"benchmark data not found at {args.data}; pass --data PATH to the lectures' names.txt")
+
+    old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
+    rows = {r["model"]: r for r in old}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            rows[name] = bench(name, args.data, args.time_budget, Path(tmp))
+            print(json.dumps(rows[name]))
+    ordered = [rows[n] for n in REGISTRY if n in rows]
+    meta = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads", "torch": torch.__version__,
+            "data": str(args.data.name), "protocol": "seeded 80/10/10 split (seed 42), exact NLL over whole splits"}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"meta": meta, "rows": ordered}, indent=2) + "\n")
+    table = markdown(ordered)
+    (RESULTS.with_suffix(".md")).write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

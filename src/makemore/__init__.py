@@ -1,0 +1,9 @@
+"""makemore: give it a file with one item per line, and it learns to make more things like them."""
+
+__version__ = "0.1.0"
+
+from .api import Run, load  # noqa: E402
+from .errors import MakemoreError  # noqa: E402
+from .train import resume, train  # noqa: E402
+
+__all__ = ["train", "resume", "load", "Run", "MakemoreError", "__version__"]

@@ -1,0 +1,104 @@
+"""The Python API: `makemore.train(...)` and `makemore.load(run_dir)`."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from .checkpoint import RunDir
+from .data import SPLIT_NAMES, Dataset, Vocabulary
+from .device import pick_device
+from .errors import DataError, MakemoreError, RunError
+from .evaluate import EvalResult, evaluate
+from .models import ModelConfig, build
+from .sample import Score, check_sampling, generate, score
+
+SAMPLE_CHUNK = 4096  # items generated at once; bounds memory for large -n
+
+
+def load_dataset(cfg: dict, data: str | None = None) -> Dataset:
+    """The run's data (or `data` instead), split as in training, encoded with the run's vocabulary."""
+    source = data or cfg["data"]["source"]
+    try:
+        dataset = Dataset.load(source, cfg["data"]["split_seed"], vocab=Vocabulary(cfg["vocab"]))
+    except DataError as e:
+        if data is None:
+            raise DataError(f"cannot read the run's training data ({e}); pass the data with --data PATH") from None
+        raise
+    if data is None and dataset.fingerprint != cfg["data"]["fingerprint"]:
+        raise RunError(f"the training data at {source} has changed since this run was trained; pass the original file with --data PATH")
+    return dataset
+
+
+class Run:
+    """A trained run directory, ready to sample, score and evaluate."""
+
+    def __init__(self, path: str | Path, device: str = "auto"):
+        self.dir = RunDir(path)
+        self.config = self.dir.read_config()
+        self.vocab = Vocabulary(self.config["vocab"])
+        self.model_config = ModelConfig.from_dict(self.config["model_config"])
+        try:
+            self.model = build(self.config["model"], self.model_config)
+        except MakemoreError:
+            raise RunError(f"{self.dir.path} holds a model this version of makemore does not know ({self.config['model']!r})") from None
+        self.dir.load_weights(self.model)
+        self.model.to(pick_device(device)).eval()
+        self._training_items: set[str] | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.dir.path
+
+    def training_items(self) -> set[str]:
+        """Every item of the run's data file (all splits): what `novel` samples must avoid."""
+        if self._training_items is None:
+            self._training_items = set(load_dataset(self.config).items)
+        return self._training_items
+
+    def sample(self, n: int = 10, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+               top_p: float | None = None, prefix: str = "", novel: bool = False, max_draws: int | None = None) -> list[str]:
+        """`n` items. With `novel`, only distinct items not in the data; raises if `max_draws`
+        (default max(1000, 50 n)) samples do not hold enough of them."""
+        if n < 1:
+            raise MakemoreError(f"-n must be at least 1 (got {n})")
+        check_sampling(temperature, top_k, top_p)
+        device = self.model.device
+        g = torch.Generator(device=device).manual_seed(random.randrange(2**63) if seed is None else seed)
+        draw = lambda k: generate(self.model, self.vocab, k, self.model_config.max_len, g, temperature, top_k, top_p, prefix)  # noqa: E731
+        if not novel:
+            return [item for i in range(0, n, SAMPLE_CHUNK) for item in draw(min(SAMPLE_CHUNK, n - i))]
+        seen, found, draws = self.training_items(), {}, 0
+        limit = max_draws or max(1000, 50 * n)
+        while len(found) < n and draws < limit:
+            k = min(SAMPLE_CHUNK, max(256, 2 * (n - len(found))), limit - draws)
+            draws += k
+            for item in draw(k):
+                if item and item not in seen and item not in found and len(found) < n:
+                    found[item] = None
+        if len(found) < n:
+            raise NotEnoughNovel(list(found), n, draws)
+        return list(found)
+
+    def score(self, texts: list[str]) -> list[Score]:
+        return score(self.model, self.vocab, list(texts))
+
+    def evaluate(self, split: str = "val", data: str | None = None) -> EvalResult:
+        if split not in SPLIT_NAMES:
+            raise MakemoreError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_NAMES)}")
+        dataset = load_dataset(self.config, data)
+        return evaluate(self.model, dataset.packed(split).to(self.model.device), split)
+
+
+class NotEnoughNovel(MakemoreError):
+    exit_code = 1
+
+    def __init__(self, found: list[str], wanted: int, draws: int):
+        self.found = found
+        super().__init__(f"found only {len(found)} of {wanted} novel items in {draws} samples; ask for fewer or raise --temperature")
+
+
+def load(path: str | Path, device: str = "auto") -> Run:
+    return Run(path, device)

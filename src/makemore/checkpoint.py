@@ -1,0 +1,134 @@
+"""The run directory: everything needed to rebuild, evaluate, sample and resume a run.
+
+    config.json        model name and config, training config, vocabulary, data source and split
+    model.safetensors  weights of the best model so far (lowest val NLL)
+    state.safetensors  last checkpoint for --resume: weights, optimiser, random state, step
+    metrics.jsonl      one JSON object per evaluation
+    summary.json       final train/val/test NLL, written when training ends
+
+Weights go through safetensors, never pickle, so opening a run directory someone sent you
+cannot run their code. Every file is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as st_save
+
+from .errors import RunError
+
+CONFIG = "config.json"
+MODEL = "model.safetensors"
+STATE = "state.safetensors"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write bytes so that `path` holds either its old content or all of `data`, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
+    # clone: safetensors refuses tensors that share storage (tied weights) or are non-contiguous
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    meta = {"json": json.dumps(metadata)} if metadata is not None else None
+    atomic_write(path, st_save(flat, metadata=meta))
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing; the run directory is incomplete (was training stopped before its first checkpoint?)") from None
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
+        raise RunError(f"{path} is corrupted ({e}); retrain or restore the run directory") from None
+    return tensors, json.loads(meta["json"]) if meta and "json" in meta else None
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self) -> bool:
+        return self.file(CONFIG).exists()
+
+    def read_config(self) -> dict:
+        if not self.path.exists():
+            raise RunError(f"run directory {self.path} not found; pass the --out directory of a `makemore train` run")
+        if not self.path.is_dir():
+            raise RunError(f"{self.path} is not a directory; pass the --out directory of a `makemore train` run")
+        try:
+            cfg = json.loads(self.file(CONFIG).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"{self.path} is not a makemore run directory (no {CONFIG}); pass the --out directory of a `makemore train` run") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+            raise RunError(f"{self.file(CONFIG)} is corrupted ({e}); retrain or restore the run directory") from None
+        if not isinstance(cfg, dict) or not {"model", "model_config", "vocab"} <= cfg.keys():
+            raise RunError(f"{self.file(CONFIG)} is not a makemore run config; retrain or restore the run directory")
+        return cfg
+
+    def write_config(self, cfg: dict) -> None:
+        write_json(self.file(CONFIG), cfg)
+
+    def save_model(self, model: torch.nn.Module) -> None:
+        save_tensors(self.file(MODEL), model.state_dict())
+
+    def load_weights(self, model: torch.nn.Module, name: str = MODEL) -> None:
+        tensors, _ = load_tensors(self.file(name))
+        load_state(model, tensors, self.file(name))
+
+    def append_metrics(self, record: dict) -> None:
+        with open(self.file(METRICS), "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict]:
+        path = self.file(METRICS)
+        if not path.exists():
+            return []
+        records = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash: everything before it is good
+        return records
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop evaluations after `step`, the checkpoint a resumed run continues from."""
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        atomic_write(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
+
+
+def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    expected = model.state_dict()
+    if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in expected):
+        raise RunError(f"{source} does not match the model in config.json; retrain or restore the run directory")
+    model.load_state_dict(tensors)

@@ -1,0 +1,185 @@
+"""Lines -> Vocabulary -> seeded split -> packed tensors.
+
+Every item is framed by the boundary token (index 0, shown as "."): the input of an item
+"emma" is [., e, m, m, a] and its targets are [e, m, m, a, .]. A split is packed once into
+two (items, longest + 1) integer tensors; padding is the boundary in the inputs and -1 (ignored
+by the loss) in the targets, so a batch is a row gather and the loss counts each predicted
+character, end boundary included, exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .errors import DataError
+
+BOUNDARY = 0
+BOUNDARY_SHOWN = "."
+IGNORE = -1
+BUILTIN = {"names": "names.txt"}
+SPLIT_NAMES = ("train", "val", "test")
+MIN_ITEMS = 10  # the smallest dataset whose 80/10/10 split leaves every part non-empty
+
+
+def resolve_data(spec: str | None) -> Path:
+    """A built-in dataset name (or None for `names`) or a path, checked to be a readable file."""
+    spec = spec or "names"
+    if spec in BUILTIN:
+        return Path(str(resources.files("makemore") / "datasets" / BUILTIN[spec]))
+    path = Path(spec)
+    if not path.exists():
+        raise DataError(f"data file {spec} not found; pass a text file with one item per line, or --data names")
+    if path.is_dir():
+        raise DataError(f"{spec} is a directory; pass a text file with one item per line")
+    return path
+
+
+def read_items(path: Path) -> list[str]:
+    """Items of a UTF-8 file, one per line: surrounding whitespace stripped, blank lines dropped."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    if b"\0" in raw:
+        raise DataError(f"{path} looks like a binary file (it has NUL bytes); pass a UTF-8 text file, one item per line")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (bad byte at offset {e.start}); convert it to UTF-8") from None
+    items = [line.strip() for line in text.splitlines()]
+    items = [item for item in items if item]
+    if not items:
+        raise DataError(f"{path} has no items (it is empty or only blank lines); put one item per line")
+    return items
+
+
+def fingerprint(items: list[str]) -> str:
+    """sha256 of the items as read, so CRLF, a BOM or blank lines do not change it."""
+    return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
+
+
+class Vocabulary:
+    """Sorted data characters at 1.., the reserved boundary token at 0."""
+
+    def __init__(self, chars: list[str]):
+        self.chars = list(chars)
+        self.stoi = {ch: i + 1 for i, ch in enumerate(self.chars)}
+
+    @classmethod
+    def from_items(cls, items: list[str]) -> "Vocabulary":
+        return cls(sorted(set("".join(items))))
+
+    def __len__(self) -> int:
+        return len(self.chars) + 1
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of `text` the vocabulary does not have, in order of first appearance."""
+        return list(dict.fromkeys(ch for ch in text if ch not in self.stoi))
+
+    def encode(self, text: str) -> list[int]:
+        missing = self.unknown(text)
+        if missing:
+            shown = ", ".join(repr(ch) for ch in missing)
+            raise DataError(f"{text!r} has characters the model never saw in training ({shown}); use only characters from its vocabulary")
+        return [self.stoi[ch] for ch in text]
+
+    def decode(self, ids) -> str:
+        """Characters for ids; the boundary token is dropped."""
+        return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
+
+    def shown(self, i: int) -> str:
+        return BOUNDARY_SHOWN if i == BOUNDARY else self.chars[i - 1]
+
+
+def split_items(items: list[str], seed: int = 42) -> dict[str, list[str]]:
+    """The seeds' split: random.seed(seed); random.shuffle(words); 80 % / 10 % / 10 %."""
+    if len(items) < MIN_ITEMS:
+        raise DataError(f"the data has {len(items)} items; a train/val/test split needs at least {MIN_ITEMS}")
+    words = list(items)
+    random.Random(seed).shuffle(words)  # same stream as random.seed(seed); random.shuffle(words)
+    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
+    return {"train": words[:n1], "val": words[n1:n2], "test": words[n2:]}
+
+
+@dataclass
+class Packed:
+    """A list of items as two aligned (items, length) tensors: inputs x and targets y."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    @property
+    def chars(self) -> int:
+        """Predicted characters (end boundaries included)."""
+        return int((self.y != IGNORE).sum())
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def to(self, device) -> "Packed":
+        return Packed(self.x.to(device), self.y.to(device))
+
+
+def pack(vocab: Vocabulary, items: list[str], length: int | None = None) -> Packed:
+    """Encode items into padded inputs/targets; `length` (default: longest item + 1) fixes the width."""
+    encoded = [vocab.encode(item) for item in items]
+    width = max(len(ids) for ids in encoded) + 1
+    if length is not None:
+        if width > length:
+            raise DataError(f"an item has {width - 1} characters; this model handles at most {length - 1}")
+        width = length
+    x = torch.full((len(encoded), width), BOUNDARY, dtype=torch.long)
+    y = torch.full((len(encoded), width), IGNORE, dtype=torch.long)
+    lengths = torch.tensor([len(ids) for ids in encoded])
+    flat = torch.tensor([i for ids in encoded for i in ids], dtype=torch.long)
+    # scatter all characters at once: row r gets its ids at columns 1..len in x and 0..len-1 in y
+    rows = torch.repeat_interleave(torch.arange(len(encoded)), lengths)
+    cols = torch.arange(len(flat)) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    x[rows, cols + 1] = flat
+    y[rows, cols] = flat
+    y[torch.arange(len(encoded)), lengths] = BOUNDARY
+    return Packed(x, y)
+
+
+def windows(packed: Packed, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every predicted character as (its `block_size` preceding tokens, it), as in the seeds'
+    build_dataset: the context before the first character is all boundary tokens."""
+    padded = torch.nn.functional.pad(packed.x, (block_size - 1, 0), value=BOUNDARY)
+    ctx = padded.unfold(1, block_size, 1)  # (items, length, block_size)
+    keep = packed.y != IGNORE
+    return ctx[keep].contiguous(), packed.y[keep]
+
+
+@dataclass
+class Dataset:
+    """A data file read, fingerprinted, split and packed, with the vocabulary of all its items."""
+
+    path: Path
+    items: list[str]
+    vocab: Vocabulary
+    splits: dict[str, list[str]]
+    split_seed: int
+
+    @classmethod
+    def load(cls, spec: str | None, split_seed: int = 42, vocab: Vocabulary | None = None) -> "Dataset":
+        path = resolve_data(spec)
+        items = read_items(path)
+        vocab = vocab or Vocabulary.from_items(items)
+        return cls(path, items, vocab, split_items(items, split_seed), split_seed)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.items)
+
+    @property
+    def max_len(self) -> int:
+        return max(len(item) for item in self.items)
+
+    def packed(self, split: str, length: int | None = None) -> Packed:
+        return pack(self.vocab, self.splits[split], length)

@@ -1,0 +1,98 @@
+"""Generation and scoring, many items at once, one character per model step."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .data import BOUNDARY, Vocabulary, pack
+from .errors import MakemoreError
+from .evaluate import item_nll
+from .models import CharModel
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if not temperature > 0:
+        raise MakemoreError(f"--temperature must be > 0 (got {temperature}); 1.0 samples the model as trained")
+    if top_k is not None and top_k < 1:
+        raise MakemoreError(f"--top-k must be at least 1 (got {top_k})")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise MakemoreError(f"--top-p must be in (0, 1] (got {top_p})")
+
+
+def next_token_probs(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1:
+        # keep the smallest set of most likely tokens whose mass reaches top_p (nucleus sampling)
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p >= top_p  # mass before this token already enough
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return probs
+
+
+@torch.inference_mode()
+def generate(
+    model: CharModel,
+    vocab: Vocabulary,
+    n: int,
+    max_len: int,
+    generator: torch.Generator,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    prefix: str = "",
+) -> list[str]:
+    """`n` items at once; each is cut at `max_len` characters if the model never ends it."""
+    prefix_ids = vocab.encode(prefix)
+    if len(prefix_ids) >= max_len:
+        raise MakemoreError(f"--prefix has {len(prefix_ids)} characters; this model makes items of at most {max_len}")
+    was_training = model.training
+    model.eval()
+    try:
+        device = model.device
+        state = model.start(n)
+        token = torch.full((n,), BOUNDARY, dtype=torch.long, device=device)
+        logits, state = model.step(token, state)
+        for i in prefix_ids:
+            logits, state = model.step(token.fill_(i), state)
+        out = torch.full((n, max_len - len(prefix_ids)), BOUNDARY, dtype=torch.long, device=device)
+        done = torch.zeros(n, dtype=torch.bool, device=device)
+        for t in range(out.shape[1]):
+            probs = next_token_probs(logits, temperature, top_k, top_p)
+            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            token = token.masked_fill(done, BOUNDARY)
+            out[:, t] = token
+            done |= token == BOUNDARY
+            if bool(done.all()):
+                break
+            logits, state = model.step(token, state)
+    finally:
+        model.train(was_training)
+    return [prefix + vocab.decode(row) for row in out.tolist()]
+
+
+@dataclass
+class Score:
+    text: str
+    nll: float  # total nats over the characters and the end boundary
+    nll_per_char: float
+    chars: int  # predicted characters: len(text) + 1 for the end boundary
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def score(model: CharModel, vocab: Vocabulary, texts: list[str], max_len: int | None = None) -> list[Score]:
+    items = [t.strip() for t in texts]
+    for text, item in zip(texts, items):
+        if not item:
+            raise MakemoreError(f"cannot score {text!r}: an item needs at least one character")
+    packed = pack(vocab, items, None if max_len is None else max_len + 1)
+    totals = item_nll(model, packed).tolist()
+    return [Score(t, nll, nll / (len(t) + 1), len(t) + 1) for t, nll in zip(items, totals)]

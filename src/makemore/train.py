@@ -1,0 +1,373 @@
+"""The training loop: optimiser, schedule, exact evaluation, checkpoints, logging, resume."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import __version__
+from .checkpoint import MODEL, STATE, SUMMARY, RunDir, load_state, load_tensors, save_tensors, write_json
+from .data import IGNORE, SPLIT_NAMES, Dataset, Vocabulary, windows
+from .device import pick_device
+from .errors import MakemoreError, RunError
+from .evaluate import EvalResult, evaluate
+from .models import DEFAULT_MODEL, CharModel, ModelConfig, build, get_spec
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 10_000
+    time_budget: float | None = None  # seconds; stop at whichever of max_steps/time_budget comes first
+    batch_size: int = 32  # items per batch ("windows" models: characters per batch)
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    weight_decay: float = 0.01  # AdamW only
+    warmup_steps: int = 0
+    eval_interval: int | None = None  # default: about 20 evaluations per run
+    seed: int = 1337
+    split_seed: int = 42
+
+    def validate(self) -> None:
+        for name in ("max_steps", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise MakemoreError(f"--{name.replace('_', '-')} must be >= 0 (got {getattr(self, name)})")
+        for name in ("batch_size", "eval_interval"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise MakemoreError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise MakemoreError(f"--time-budget must be > 0 seconds (got {self.time_budget})")
+        if not self.lr > 0:
+            raise MakemoreError(f"--lr must be > 0 (got {self.lr})")
+        if self.weight_decay < 0:
+            raise MakemoreError(f"--weight-decay must be >= 0 (got {self.weight_decay})")
+        if self.optimizer not in OPTIMIZERS:
+            raise MakemoreError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        if self.lr_schedule not in SCHEDULES:
+            raise MakemoreError(f"unknown lr schedule {self.lr_schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+
+    @property
+    def interval(self) -> int:
+        return self.eval_interval or max(1, min(2000, self.max_steps // 20))
+
+
+def validate_model_config(config: ModelConfig) -> None:
+    for name in ("block_size", "n_embd", "n_hidden", "n_layer", "n_head"):
+        if getattr(config, name) < 1:
+            raise MakemoreError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(config, name)})")
+    if not 0 <= config.dropout < 1:
+        raise MakemoreError(f"--dropout must be in [0, 1) (got {config.dropout})")
+    for name in ("smoothing", "l2", "output_scale"):
+        if getattr(config, name) < 0:
+            raise MakemoreError(f"--{name.replace('_', '-')} must be >= 0 (got {getattr(config, name)})")
+
+
+def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
+    """`progress` in [0, 1]: the larger of steps done and time spent, as fractions of the limits."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "step":
+        return cfg.lr if progress < 0.5 else cfg.lr / 10
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))  # decay to lr/10
+    return cfg.lr
+
+
+def make_optimizer(model: CharModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr)
+    # decay matrices only: biases, norms and 1-d gains are not regularised (as in nanoGPT)
+    decay = [p for p in params if p.dim() >= 2]
+    other = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, 0.99))
+
+
+def resolve_configs(model: str | None, data: Dataset, model_overrides: dict, train_overrides: dict) -> tuple[str, ModelConfig, TrainConfig]:
+    """The model's defaults from the registry, then the caller's overrides; options the model
+    does not read are refused, so no flag is silently ignored."""
+    name = model or DEFAULT_MODEL
+    spec = get_spec(name)
+    unused = [k for k, v in model_overrides.items() if v is not None and k not in spec.cls.options]
+    if unused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
+        raise MakemoreError(f"model {name} does not use {flags}; see `makemore models` for what it reads")
+    mc = {**spec.config, **{k: v for k, v in model_overrides.items() if v is not None}}
+    config = ModelConfig(vocab_size=len(data.vocab), max_len=data.max_len, **mc)
+    validate_model_config(config)
+    known = {f.name for f in fields(TrainConfig)}
+    bad = [k for k in train_overrides if k not in known]
+    if bad:
+        raise MakemoreError(f"unknown training option(s): {', '.join(bad)}")
+    tc = TrainConfig(split_seed=data.split_seed, **{**spec.train, **{k: v for k, v in train_overrides.items() if v is not None}})
+    tc.validate()
+    return name, config, tc
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    seconds: float
+    final: dict[str, EvalResult]
+    interrupted: bool = False
+
+
+class Batches:
+    """Random batches from the packed training split: a row gather, no per-item Python."""
+
+    def __init__(self, model: CharModel, data: Dataset, cfg: TrainConfig, device: torch.device):
+        train = data.packed("train")
+        self.windowed = model.batch_unit == "windows"
+        if self.windowed:
+            self.x, self.y = (t.to(device) for t in windows(train, model.config.block_size))
+        else:
+            self.x, self.y = train.x.to(device), train.y.to(device)
+            self.lengths = (train.y != IGNORE).sum(1)
+        self.batch_size = cfg.batch_size
+        self.device = device
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    def __call__(self):
+        idx = torch.randint(0, self.x.shape[0], (self.batch_size,), generator=self.generator)
+        if self.windowed:
+            idx = idx.to(self.device)
+            return self.x[idx], self.y[idx]
+        T = int(self.lengths[idx].max())  # drop columns that are padding in every row of this batch
+        idx = idx.to(self.device)
+        return self.x[idx, :T], self.y[idx, :T]
+
+
+def batch_loss(model: CharModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if model.batch_unit == "windows":
+        logits = model.forward_windows(x)
+    else:
+        logits = model(x, mask=y != IGNORE)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+
+
+def run_config(name: str, config: ModelConfig, tc: TrainConfig, data: Dataset, source: str, n_params: int) -> dict:
+    return {
+        "makemore_version": __version__,
+        "model": name,
+        "model_config": config.to_dict(),
+        "train_config": asdict(tc),
+        "vocab": data.vocab.chars,
+        "params": n_params,
+        "data": {
+            "source": source,
+            "fingerprint": data.fingerprint,
+            "items": len(data.items),
+            "split_seed": data.split_seed,
+            "split": {s: {"items": len(data.splits[s]), "chars": data.packed(s).chars} for s in SPLIT_NAMES},
+        },
+    }
+
+
+def data_source(spec: str | None, data: Dataset) -> str:
+    """How config.json names the data: a built-in name, or an absolute path."""
+    from .data import BUILTIN
+
+    spec = spec or "names"
+    return spec if spec in BUILTIN else str(data.path.resolve())
+
+
+def train(
+    data: str | None = None,
+    model: str | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    force: bool = False,
+    quiet: bool = False,
+    log=print,
+    **options,
+) -> TrainResult:
+    """Train a model on a file of lines (or a built-in dataset) into the run directory `out`.
+
+    `options` are ModelConfig fields (n_embd=64, batchnorm=True, ...) and TrainConfig fields
+    (max_steps=1000, lr=0.1, ...); unset ones take the model's defaults from the registry.
+    """
+    model_fields = {f.name for f in fields(ModelConfig)} - {"vocab_size", "max_len"}
+    model_overrides = {k: v for k, v in options.items() if k in model_fields}
+    train_overrides = {k: v for k, v in options.items() if k not in model_fields}
+    split_seed = train_overrides.pop("split_seed", None)
+    dataset = Dataset.load(data, 42 if split_seed is None else split_seed)
+    name, config, tc = resolve_configs(model, dataset, model_overrides, train_overrides)
+    dev = pick_device(device)
+    run = RunDir(out or Path("runs") / name)
+    if run.path.exists() and not (run.path.is_dir() and not any(run.path.iterdir())):
+        if not force:
+            raise MakemoreError(f"{run.path} already exists; pass --resume {run.path} to continue it, --force to replace it, or another --out")
+        if not run.path.is_dir() or (any(run.path.iterdir()) and not run.exists()):
+            raise MakemoreError(f"{run.path} exists and is not a makemore run directory; refusing to replace it, choose another --out")
+        shutil.rmtree(run.path)
+
+    torch.manual_seed(tc.seed)
+    net = build(name, config).to(dev)
+    cfg = run_config(name, config, tc, dataset, data_source(data, dataset), net.num_params())
+    # the run directory appears only once everything above has been checked
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(cfg)
+    return Trainer(run, net, dataset, tc, dev, quiet, log).fit()
+
+
+def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=print, **limits) -> TrainResult:
+    """Continue a run from its last checkpoint; `limits` may raise max_steps or set time_budget."""
+    run = RunDir(run_path)
+    cfg = run.read_config()
+    if not run.file(STATE).exists():
+        raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run")
+    from .api import load_dataset
+
+    dataset = load_dataset(cfg)
+    tc = TrainConfig(**cfg["train_config"])
+    for k, v in limits.items():
+        if v is not None:
+            setattr(tc, k, v)
+    tc.validate()
+    cfg["train_config"] = asdict(tc)
+    dev = pick_device(device)
+    net = build(cfg["model"], ModelConfig.from_dict(cfg["model_config"])).to(dev)
+    run.write_config(cfg)
+    return Trainer(run, net, dataset, tc, dev, quiet, log).fit(resume=True)
+
+
+class Trainer:
+    def __init__(self, run: RunDir, model: CharModel, data: Dataset, cfg: TrainConfig, device, quiet: bool, log):
+        self.run, self.model, self.data, self.cfg, self.device = run, model, data, cfg, device
+        self.quiet, self.log = quiet, log
+        self.eval_sets = {s: data.packed(s).to(device) for s in ("train", "val")}
+        self.step = 0
+        self.elapsed = 0.0  # training seconds, summed over resumed sessions
+        self.best_val = math.inf
+
+    def evaluate_now(self, lr: float, chars_per_sec: float) -> dict:
+        record = {"step": self.step}
+        for split, packed in self.eval_sets.items():
+            record[f"{split}_loss"] = evaluate(self.model, packed, split).nll
+        record.update({"lr": lr, "chars_per_sec": round(chars_per_sec, 1), "elapsed": round(self.elapsed, 3)})
+        self.run.append_metrics(record)
+        if record["val_loss"] < self.best_val:
+            self.best_val = record["val_loss"]
+            self.run.save_model(self.model)
+        return record
+
+    def save_state(self, opt: torch.optim.Optimizer, batches: Batches) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        osd = opt.state_dict()
+        scalars = {}
+        for idx, st in osd["state"].items():
+            for key, value in st.items():
+                if torch.is_tensor(value):
+                    tensors[f"optim.{idx}.{key}"] = value
+                else:
+                    scalars[f"{idx}.{key}"] = value
+        tensors["rng.batches"] = batches.generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {"step": self.step, "elapsed": self.elapsed, "best_val": self.best_val,
+                "param_groups": osd["param_groups"], "optim_scalars": scalars}
+        save_tensors(self.run.file(STATE), tensors, meta)
+
+    def load_state(self, opt: torch.optim.Optimizer, batches: Batches) -> None:
+        tensors, meta = load_tensors(self.run.file(STATE))
+        if meta is None:
+            raise RunError(f"{self.run.file(STATE)} has no training state; start a new run")
+        load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, self.run.file(STATE))
+        state: dict = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, idx, key = k.split(".", 2)
+                state.setdefault(int(idx), {})[key] = v
+        for k, v in meta["optim_scalars"].items():
+            idx, key = k.split(".", 1)
+            state.setdefault(int(idx), {})[key] = v
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        batches.generator.set_state(tensors["rng.batches"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.step, self.elapsed, self.best_val = meta["step"], meta["elapsed"], meta["best_val"]
+        self.run.truncate_metrics(self.step)
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        model, cfg = self.model, self.cfg
+        interrupted = False
+        if model.closed_form:
+            model.fit(self.data.packed("train").to(self.device))
+            self.evaluate_now(0.0, 0.0)
+        else:
+            batches = Batches(model, self.data, cfg, self.device)
+            opt = make_optimizer(model, cfg)
+            if resume:
+                self.load_state(opt, batches)
+                self.log(f"resuming {self.run.path} at step {self.step}")
+            interrupted = self.loop(opt, batches)
+        if not self.run.file(MODEL).exists():  # Ctrl-C before the first evaluation: keep what there is
+            self.run.save_model(model)
+        self.run.load_weights(model)  # finish with the best model by val NLL
+        final = {s: evaluate(model, self.data.packed(s).to(self.device), s) for s in SPLIT_NAMES}
+        write_json(self.run.file(SUMMARY), {"step": self.step, "seconds": round(self.elapsed, 2), "interrupted": interrupted,
+                                            **{s: r.to_dict() for s, r in final.items()}})
+        return TrainResult(self.run.path, self.step, self.elapsed, final, interrupted)
+
+    def loop(self, opt: torch.optim.Optimizer, batches: Batches) -> bool:
+        """Train until max_steps or the time budget; returns True if stopped by Ctrl-C."""
+        model, cfg = self.model, self.cfg
+        model.train()
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=self.quiet, unit="step", dynamic_ncols=True)
+        start, chars, window_start, lr, ema = time.perf_counter() - self.elapsed, 0, time.perf_counter(), cfg.lr, None
+        throughput = 0.0
+        try:
+            while self.step < cfg.max_steps:
+                self.elapsed = time.perf_counter() - start
+                if cfg.time_budget is not None and self.elapsed >= cfg.time_budget:
+                    break
+                progress = self.step / cfg.max_steps
+                if cfg.time_budget is not None:
+                    progress = max(progress, self.elapsed / cfg.time_budget)
+                lr = learning_rate(cfg, self.step, progress)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                x, y = batches()
+                loss = batch_loss(model, x, y)
+                opt.zero_grad(set_to_none=True)
+                (loss + model.penalty()).backward()
+                opt.step()
+                self.step += 1
+                chars += int((y != IGNORE).sum())
+                bar.update(1)
+                if self.step % 50 == 0 or self.step == cfg.max_steps:
+                    value = loss.item()
+                    ema = value if ema is None else 0.9 * ema + 0.1 * value
+                    now = time.perf_counter()
+                    throughput = chars / max(now - window_start, 1e-9)
+                    chars, window_start = 0, now
+                    bar.set_postfix(loss=f"{ema:.4f}", best_val=f"{self.best_val:.4f}", chars_s=f"{throughput:,.0f}", refresh=False)
+                if self.step % cfg.interval == 0:
+                    self.checkpoint(opt, batches, lr, throughput, start)
+                    window_start = time.perf_counter()
+                    model.train()
+        except KeyboardInterrupt:
+            bar.close()
+            self.log(f"interrupted at step {self.step}; the best model so far is kept in {self.run.path}")
+            return True
+        bar.close()
+        self.elapsed = time.perf_counter() - start
+        if not self.run.read_metrics() or self.run.read_metrics()[-1]["step"] != self.step:
+            self.checkpoint(opt, batches, lr, throughput, start)
+        return False
+
+    def checkpoint(self, opt, batches, lr, throughput, start) -> None:
+        self.elapsed = time.perf_counter() - start
+        self.evaluate_now(lr, throughput)
+        self.save_state(opt, batches)

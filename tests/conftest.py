@@ -1,0 +1,43 @@
+
+from pathlib import Path
+
+import pytest
+
+from makemore.data import resolve_data
+
+NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
+
+
+@pytest.fixture
+def names_path() -> Path:
+    """The lectures' dataset, beside the repository as in CI; tests that pin its numbers skip without it."""
+    if not NAMES.exists():
+        pytest.skip(f"reference dataset not found at {NAMES} (the lectures' names.txt; CI has it beside the repo)")
+    return NAMES
+
+
+@pytest.fixture
+def small_data(tmp_path) -> Path:
+    """300 real names from the built-in dataset: enough to train and split, fast to run."""
+    items = resolve_data("names").read_text(encoding="utf-8").splitlines()[:300]
+    path = tmp_path / "small.txt"
+    path.write_text("\n".join(items) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `makemore ARGS` in-process; returns (exit status, stdout, stderr)."""
+    from makemore.cli import main
+
+    def run(*args):
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as e:  # argparse usage errors
+            status = e.code
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+

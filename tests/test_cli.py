@@ -1,0 +1,199 @@
+"""Every command end to end on a small slice of data, and every bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+TINY = ["--max-steps", "30", "--eval-interval", "15", "--batch-size", "16", "--quiet", "--samples", "3"]
+
+
+@pytest.fixture
+def trained(small_data, tmp_path, run_cli):
+    status, out, err = run_cli("train", "--data", small_data, "--model", "mlp", "--out", tmp_path / "run", *TINY)
+    assert status == 0, err
+    return tmp_path / "run"
+
+
+def test_train_prints_final_losses_and_samples(small_data, tmp_path, run_cli):
+    status, out, err = run_cli("train", "--data", small_data, "--model", "bigram", "--out", tmp_path / "b", "--quiet")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"run: {tmp_path / 'b'}")
+    assert [line.split()[0] for line in lines[1:4]] == ["train", "val", "test"]
+    assert lines[4] == "samples:" and len(lines) == 5 + 10
+
+
+def test_eval_json(trained, run_cli):
+    status, out, _ = run_cli("eval", trained, "--split", "test", "--json")
+    r = json.loads(out)
+    assert status == 0 and r["split"] == "test"
+    assert set(r) == {"split", "nll", "bits_per_char", "perplexity", "chars", "items"}
+    assert r["items"] == 30 and r["bits_per_char"] == pytest.approx(r["nll"] / 0.693147, rel=1e-5)
+
+
+def test_eval_on_another_file(trained, tmp_path, run_cli):
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(["anna", "bob", "clara", "dave", "eve", "fay", "gus", "hal", "ida", "jon", "kim", "lea"]))
+    status, out, _ = run_cli("eval", trained, "--data", other, "--split", "train", "--json")
+    assert status == 0 and json.loads(out)["items"] == 9
+
+
+def test_sample_is_seeded_batched_and_bounded(trained, run_cli):
+    a = run_cli("sample", trained, "-n", "50", "--seed", "7")
+    b = run_cli("sample", trained, "-n", "50", "--seed", "7")
+    c = run_cli("sample", trained, "-n", "50", "--seed", "8")
+    assert a[0] == 0 and a[1] == b[1] != c[1]
+    assert len(a[1].splitlines()) == 50
+
+
+def test_sample_options(trained, run_cli):
+    status, out, _ = run_cli("sample", trained, "-n", "20", "--seed", "1", "--prefix", "ma", "--top-k", "3", "--top-p", "0.9",
+                             "--temperature", "0.8", "--json")
+    items = json.loads(out)
+    assert status == 0 and len(items) == 20 and all(item.startswith("ma") for item in items)
+
+
+def test_sample_novel_avoids_training_items(trained, small_data, run_cli):
+    status, out, _ = run_cli("sample", trained, "-n", "15", "--seed", "2", "--novel", "--json")
+    items = json.loads(out)
+    known = set(small_data.read_text().split())
+    assert status == 0 and len(items) == 15 == len(set(items)) and not set(items) & known
+
+
+def test_sample_novel_says_when_it_cannot_find_enough(trained, run_cli):
+    # at a tiny temperature the model repeats its few most likely items
+    status, out, err = run_cli("sample", trained, "-n", "500", "--seed", "2", "--novel", "--temperature", "0.01")
+    assert status == 1 and "found only" in err and len(out.splitlines()) < 500
+
+
+def test_score_json(trained, run_cli):
+    status, out, _ = run_cli("score", trained, "emma", "zzzzzz", "--json")
+    rows = json.loads(out)
+    assert status == 0 and [r["text"] for r in rows] == ["emma", "zzzzzz"]
+    assert set(rows[0]) == {"text", "nll", "nll_per_char", "chars"} and rows[0]["chars"] == 5
+    assert rows[0]["nll_per_char"] < rows[1]["nll_per_char"]
+
+
+def test_models_lists_every_model(run_cli):
+    from makemore.models import REGISTRY
+
+    status, out, _ = run_cli("models", "--json")
+    assert status == 0 and [r["name"] for r in json.loads(out)] == list(REGISTRY)
+
+
+def test_module_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "makemore", "models"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "mlp" in proc.stdout
+
+
+# ---- bad input: one line on stderr, exit 2, no traceback, nothing written ----------------------
+
+
+def bad_files(tmp_path):
+    (tmp_path / "dir").mkdir()
+    files = {
+        "empty": b"",
+        "blank": b"\n \n\t\n",
+        "latin1": "jos\xe9\n".encode("latin-1") * 20,
+        "binary": b"\x7fELF\x00\x01\x02" * 10,
+        "small": b"a\nb\nc\n",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return {"missing": tmp_path / "missing.txt", "dir": tmp_path / "dir", **{n: tmp_path / n for n in files}}
+
+
+def assert_user_error(status, out, err, expect=2):
+    assert status == expect
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("kind", ["missing", "dir", "empty", "blank", "latin1", "binary", "small"])
+def test_bad_data_files(tmp_path, run_cli, kind):
+    path = bad_files(tmp_path)[kind]
+    status, out, err = run_cli("train", "--data", path, "--out", tmp_path / "run", "--quiet")
+    assert_user_error(status, out, err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model", "gpt5"],
+        ["--bogus-option"],
+        ["--max-steps", "-1"],
+        ["--batch-size", "0"],
+        ["--n-embd", "0"],
+        ["--n-hidden", "-3"],
+        ["--block-size", "0"],
+        ["--lr", "0"],
+        ["--time-budget", "0"],
+        ["--optimizer", "adam"],
+        ["--model", "bigram", "--n-embd", "8"],
+        ["--device", "tpu"],
+        ["--max-steps", "ten"],
+    ],
+)
+def test_bad_options(small_data, tmp_path, run_cli, args):
+    status, out, err = run_cli("train", "--data", small_data, "--out", tmp_path / "run", "--quiet", *args)
+    assert_user_error(status, out, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unavailable_device_is_a_clear_error(small_data, tmp_path, run_cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    status, out, err = run_cli("train", "--data", small_data, "--out", tmp_path / "run", "--device", "cuda", "--quiet")
+    assert_user_error(status, out, err)
+    assert "cuda" in err
+
+
+@pytest.mark.parametrize("command", ["eval", "sample", "score"])
+def test_missing_or_corrupted_run_directory(tmp_path, trained, run_cli, command):
+    extra = ["emma"] if command == "score" else []
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    assert_user_error(*run_cli(command, tmp_path / "nope", *extra))
+    assert_user_error(*run_cli(command, not_a_run, *extra))
+    weights = trained / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    assert_user_error(*run_cli(command, trained, *extra))
+    (trained / "config.json").write_text("{not json")
+    assert_user_error(*run_cli(command, trained, *extra))
+
+
+def test_unknown_characters_in_prefix_and_score(trained, run_cli):
+    status, out, err = run_cli("sample", trained, "--prefix", "m#")
+    assert_user_error(status, out, err)
+    assert "'#'" in err
+    assert_user_error(*run_cli("score", trained, "emma", "Ωmega"))
+
+
+@pytest.mark.parametrize("args", [["-n", "0"], ["--temperature", "0"], ["--top-k", "0"], ["--top-p", "1.5"]])
+def test_bad_sampling_options(trained, run_cli, args):
+    assert_user_error(*run_cli("sample", trained, *args))
+
+
+def test_resume_refuses_changed_settings_and_missing_runs(trained, tmp_path, run_cli):
+    assert_user_error(*run_cli("train", "--resume", trained, "--lr", "0.5", "--quiet"))
+    assert_user_error(*run_cli("train", "--resume", tmp_path / "nope", "--quiet"))
+    status, out, err = run_cli("train", "--resume", trained, "--max-steps", "45", "--quiet", "--samples", "0")
+    assert status == 0, err
+    assert "(45 steps" in out
+
+
+def test_changed_training_data_is_detected(trained, small_data, run_cli):
+    small_data.write_text("anna\nbob\n" * 10)
+    status, out, err = run_cli("eval", trained)
+    assert_user_error(status, out, err)
+    assert "changed" in err
+
+
+def test_no_traceback_from_a_real_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "makemore", "train", "--data", str(tmp_path / "none.txt")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -1,0 +1,118 @@
+"""Training runs: determinism, the run directory, resume, Ctrl-C."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import makemore
+from makemore.checkpoint import CONFIG, METRICS, MODEL, STATE, SUMMARY
+from makemore.errors import MakemoreError
+from makemore.train import Batches
+
+QUIET = {"quiet": True, "log": lambda msg: None}
+
+
+def train_small(data, out, **options):
+    options = {"model": "mlp", "max_steps": 40, "eval_interval": 20, "batch_size": 16, **options}
+    return makemore.train(data=str(data), out=out, **QUIET, **options)
+
+
+def test_run_directory_describes_itself(small_data, tmp_path):
+    result = train_small(small_data, tmp_path / "run")
+    run = result.run_dir
+    cfg = json.loads((run / CONFIG).read_text())
+    assert cfg["model"] == "mlp" and cfg["model_config"]["block_size"] == 3
+    assert cfg["train_config"]["max_steps"] == 40 and cfg["train_config"]["batch_size"] == 16
+    assert cfg["data"]["items"] == 300 and cfg["data"]["split"]["train"]["items"] == 240
+    assert len(cfg["data"]["fingerprint"]) == 64 and cfg["vocab"][0] == "a"
+    metrics = [json.loads(line) for line in (run / METRICS).read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [20, 40]
+    assert {"step", "train_loss", "val_loss", "lr", "chars_per_sec", "elapsed"} <= metrics[0].keys()
+    summary = json.loads((run / SUMMARY).read_text())
+    best = min(m["val_loss"] for m in metrics)
+    assert summary["val"]["nll"] == pytest.approx(best, abs=1e-9)  # the kept model is the best by val
+    assert not list(run.glob("*.tmp"))
+
+
+def test_same_seed_gives_identical_losses_and_model(small_data, tmp_path):
+    a = train_small(small_data, tmp_path / "a", seed=3)
+    b = train_small(small_data, tmp_path / "b", seed=3)
+    c = train_small(small_data, tmp_path / "c", seed=4)
+    losses = lambda r: [(m["train_loss"], m["val_loss"]) for m in map(json.loads, (r.run_dir / METRICS).read_text().splitlines())]  # noqa: E731
+    assert losses(a) == losses(b) != losses(c)
+    wa, wb = load_file(a.run_dir / MODEL), load_file(b.run_dir / MODEL)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_save_then_load_gives_identical_logits_and_losses(small_data, tmp_path):
+    result = train_small(small_data, tmp_path / "run")
+    run = makemore.load(result.run_dir)
+    again = makemore.load(result.run_dir)
+    x = torch.randint(0, len(run.vocab), (4, 9))
+    x[:, 0] = 0
+    assert torch.equal(run.model(x), again.model(x))
+    for split in ("train", "val", "test"):
+        assert run.evaluate(split).nll == pytest.approx(result.final[split].nll, abs=1e-12)
+
+
+def test_resume_continues_exactly_where_the_checkpoint_left_off(small_data, tmp_path):
+    straight = train_small(small_data, tmp_path / "straight", max_steps=60, lr_schedule="constant")
+    train_small(small_data, tmp_path / "resumed", max_steps=20, lr_schedule="constant")
+    resumed = makemore.resume(tmp_path / "resumed", max_steps=60, **QUIET)
+    assert resumed.steps == 60
+    s, r = load_file(straight.run_dir / STATE), load_file(resumed.run_dir / STATE)
+    assert s.keys() == r.keys() and all(torch.equal(s[k], r[k]) for k in s)
+    metrics = lambda run: [json.loads(line)["val_loss"] for line in (run / METRICS).read_text().splitlines()]  # noqa: E731
+    assert metrics(straight.run_dir) == metrics(resumed.run_dir)
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = Batches.__call__
+
+    def interrupt_at_step_30(self):
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Batches, "__call__", interrupt_at_step_30)
+    result = train_small(small_data, tmp_path / "run", max_steps=100, eval_interval=10)
+    assert result.interrupted and result.steps == 29
+    run = makemore.load(result.run_dir)
+    assert run.evaluate("val").nll == pytest.approx(result.final["val"].nll, abs=1e-12)
+    monkeypatch.setattr(Batches, "__call__", original)
+    resumed = makemore.resume(result.run_dir, **QUIET)
+    assert resumed.steps == 100 and not resumed.interrupted
+
+
+def test_time_budget_stops_training(small_data, tmp_path):
+    result = train_small(small_data, tmp_path / "run", max_steps=10**9, time_budget=1.0)
+    assert 0 < result.steps < 10**9 and result.seconds < 30
+
+
+def test_step_schedule_divides_the_rate_by_ten_half_way(small_data, tmp_path):
+    result = train_small(small_data, tmp_path / "run", optimizer="sgd", lr=0.1, lr_schedule="step", max_steps=40, eval_interval=10)
+    lrs = [json.loads(line)["lr"] for line in (result.run_dir / METRICS).read_text().splitlines()]
+    assert lrs == [0.1, 0.1, pytest.approx(0.01), pytest.approx(0.01)]
+
+
+def test_existing_run_directory_is_not_overwritten_without_force(small_data, tmp_path):
+    train_small(small_data, tmp_path / "run")
+    with pytest.raises(MakemoreError, match="--resume"):
+        train_small(small_data, tmp_path / "run")
+    assert train_small(small_data, tmp_path / "run", force=True).steps == 40
+
+
+@pytest.mark.parametrize("model", ["bigram", "bigram-nn", "mlp"])
+def test_every_core_model_trains_samples_and_scores(small_data, tmp_path, model):
+    result = train_small(small_data, tmp_path / model, model=model, batch_size=8, max_steps=20, eval_interval=10)
+    run = makemore.load(result.run_dir)
+    items = run.sample(20, seed=1)
+    assert len(items) == 20 and items == run.sample(20, seed=1)
+    assert all(len(item) <= run.model_config.max_len for item in items)
+    scores = run.score(["emma", "ava"])
+    assert [s.chars for s in scores] == [5, 4]
+    assert all(s.nll_per_char == pytest.approx(s.nll / s.chars) for s in scores)
