@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from ..errors import MakemoreError
 from .base import CharModel, ModelConfig
 from .bigram import Bigram, BigramNN
+from .bow import BoW
 from .mlp import MLP
+from .rnn import GRU, LSTM, RNN
+from .transformer import Transformer
+from .wavenet import WaveNet
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,48 @@ REGISTRY: dict[str, ModelSpec] = {
         "Bengio et al. 2003 (seeds 000, 001, 003, 004)",
         {"block_size": 3, "n_embd": 10, "n_hidden": 200, "batchnorm": True, "kaiming": True, "output_scale": 0.01},
         {"max_steps": 100_000, "batch_size": 32, "optimizer": "sgd", "lr": 0.1, "lr_schedule": "step"},
+    ),
+    "wavenet": ModelSpec(
+        WaveNet,
+        "hierarchical MLP: characters fused in pairs, pairs of pairs, ... (dilated causal convolutions, BatchNorm, tanh)",
+        "van den Oord et al. 2016, WaveNet (lecture 5)",
+        {"block_size": 8, "n_embd": 24, "n_hidden": 128},
+        {"max_steps": 20_000, "batch_size": 32, "optimizer": "sgd", "lr": 0.1, "lr_schedule": "step"},
+    ),
+    "bow": ModelSpec(
+        BoW,
+        "causal bag of words: the average of the embeddings so far, then an MLP",
+        "makemore.py's BoW baseline",
+        {"n_embd": 64, "n_hidden": 256},
+        {"max_steps": 10_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine"},
+    ),
+    "rnn": ModelSpec(
+        RNN,
+        "recurrent net: a tanh hidden state carried from character to character",
+        "Mikolov et al. 2010",
+        {"n_embd": 64, "n_hidden": 256, "n_layer": 1, "dropout": 0.0},
+        {"max_steps": 10_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine"},
+    ),
+    "lstm": ModelSpec(
+        LSTM,
+        "long short-term memory: a gated memory cell carried from character to character",
+        "Hochreiter & Schmidhuber 1997; Graves 2013",
+        {"n_embd": 64, "n_hidden": 256, "n_layer": 1, "dropout": 0.0},
+        {"max_steps": 10_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine"},
+    ),
+    "gru": ModelSpec(
+        GRU,
+        "gated recurrent unit: a hidden state with reset and update gates",
+        "Cho et al. 2014",
+        {"n_embd": 64, "n_hidden": 256, "n_layer": 1, "dropout": 0.0},
+        {"max_steps": 10_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine"},
+    ),
+    "transformer": ModelSpec(
+        Transformer,
+        "GPT: token and position embeddings, pre-LayerNorm blocks of causal self-attention and a GELU MLP",
+        "Vaswani et al. 2017; Radford et al. 2019 (GPT-2)",
+        {"n_embd": 64, "n_head": 4, "n_layer": 4, "dropout": 0.1},
+        {"max_steps": 10_000, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3, "lr_schedule": "cosine"},
     ),
 }
 

@@ -1,0 +1,107 @@
+"""Recurrent models: RNN (Mikolov et al. 2010), LSTM (Hochreiter & Schmidhuber 1997, as in
+Graves 2013), GRU (Cho et al. 2014).
+
+Each cell is written out below as its equations, to be read. The fused PyTorch module (nn.RNN,
+nn.LSTM, nn.GRU) owns the weights and is the fast path; the cells read the same weights in
+PyTorch's gate layout, so both paths compute the same function (tested) and one checkpoint
+serves either. `fused=False` runs the readable cells.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import CharModel, ModelConfig
+
+
+def rnn_cell(x, state, w_ih, w_hh, b_ih, b_hh):
+    (h,) = state
+    h = torch.tanh(F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh))
+    return h, (h,)
+
+
+def lstm_cell(x, state, w_ih, w_hh, b_ih, b_hh):
+    h, c = state
+    i, f, g, o = (F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
+    # the memory c is carried additively, so gradients survive many steps
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # forget some, write some
+    h = torch.sigmoid(o) * torch.tanh(c)  # show some
+    return h, (h, c)
+
+
+def gru_cell(x, state, w_ih, w_hh, b_ih, b_hh):
+    (h,) = state
+    x_r, x_z, x_n = F.linear(x, w_ih, b_ih).chunk(3, dim=-1)
+    h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
+    r = torch.sigmoid(x_r + h_r)  # reset: how much of the past shapes the candidate
+    z = torch.sigmoid(x_z + h_z)  # update: how much of the past to keep as is
+    n = torch.tanh(x_n + r * h_n)
+    h = (1 - z) * n + z * h
+    return h, (h,)
+
+
+class Recurrent(CharModel):
+    """Embedding -> stacked recurrent layers -> linear head. The state is the fused module's
+    (n_layer, B, n_hidden) hidden state(s), as a tuple: (h,) or, for the LSTM, (h, c)."""
+
+    options = ("n_embd", "n_hidden", "n_layer", "dropout")
+    fused_cls: type[nn.RNNBase]  # set by the subclasses below, with their `cell`
+
+    def __init__(self, config: ModelConfig, fused: bool = True):
+        super().__init__(config)
+        c = config
+        self.fused = fused
+        self.wte = nn.Embedding(c.vocab_size, c.n_embd)
+        # dropout acts between layers (nn.RNN's convention) and before the head
+        self.rnn = self.fused_cls(c.n_embd, c.n_hidden, num_layers=c.n_layer, dropout=c.dropout if c.n_layer > 1 else 0.0, batch_first=True)
+        self.drop = nn.Dropout(c.dropout)
+        self.lm_head = nn.Linear(c.n_hidden, c.vocab_size)
+        with torch.no_grad():
+            self.lm_head.weight.mul_(0.1)  # start near uniform: first loss ln(V)
+
+    def forward(self, idx, mask=None):
+        h, _ = self.run(self.wte(idx), self.start(idx.shape[0]))
+        return self.lm_head(self.drop(h))
+
+    def start(self, batch_size):
+        zeros = torch.zeros(self.config.n_layer, batch_size, self.config.n_hidden, device=self.device)
+        return (zeros, zeros.clone()) if self.fused_cls is nn.LSTM else (zeros,)
+
+    def step(self, idx, state):
+        h, state = self.run(self.wte(idx)[:, None], state)
+        return self.lm_head(h[:, 0]), state
+
+    def run(self, x, state):
+        """(B, T, n_embd) inputs and the state before them -> (B, T, n_hidden) outputs, state after."""
+        if self.fused:
+            out, hx = self.rnn(x, state if len(state) == 2 else state[0])
+            return out, hx if isinstance(hx, tuple) else (hx,)
+        outs = []
+        for t in range(x.shape[1]):
+            h, layer_states = x[:, t], []
+            for i in range(self.config.n_layer):
+                if i > 0:
+                    h = F.dropout(h, self.rnn.dropout, self.training)
+                weights = [getattr(self.rnn, f"{w}_l{i}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                h, s = self.cell(h, tuple(part[i] for part in state), *weights)
+                layer_states.append(s)
+            state = tuple(torch.stack(part) for part in zip(*layer_states))
+            outs.append(h)
+        return torch.stack(outs, dim=1), state
+
+
+class RNN(Recurrent):
+    fused_cls = nn.RNN
+    cell = staticmethod(rnn_cell)
+
+
+class LSTM(Recurrent):
+    fused_cls = nn.LSTM
+    cell = staticmethod(lstm_cell)
+
+
+class GRU(Recurrent):
+    fused_cls = nn.GRU
+    cell = staticmethod(gru_cell)

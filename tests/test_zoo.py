@@ -1,0 +1,181 @@
+"""Every model in the registry, old and new, honours the one interface: causal, starts at ln(V),
+can learn, steps exactly like its full forward pass, reproduces, and survives save/load."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from makemore.data import IGNORE, Vocabulary, pack, windows
+from makemore.models import REGISTRY, ModelConfig, build
+from makemore.models.rnn import Recurrent
+
+ITEMS = ["emma", "olivia", "ava", "isabella", "sophia", "charlotte", "mia", "amelia", "harper", "evelyn", "abigail", "emily"]
+VOCAB = Vocabulary.from_items(ITEMS)
+DATA = pack(VOCAB, ITEMS)
+SMALL = pack(VOCAB, ITEMS[:8])
+MAX_LEN = max(len(item) for item in ITEMS)
+TINY = {"n_embd": 16, "n_hidden": 32, "n_layer": 2, "n_head": 2, "dropout": 0.0}
+RECURRENT = [name for name, spec in REGISTRY.items() if issubclass(spec.cls, Recurrent)]
+
+
+def make(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    config = ModelConfig.from_dict({**REGISTRY[name].config, **TINY, "vocab_size": len(VOCAB), "max_len": MAX_LEN})
+    return build(name, config)
+
+
+def loss(model, data) -> torch.Tensor:
+    if model.batch_unit == "windows":
+        ctx, y = windows(data, model.config.block_size)
+        return F.cross_entropy(model.forward_windows(ctx), y)
+    logits = model(data.x, data.y != IGNORE)
+    return F.cross_entropy(logits.flatten(0, 1), data.y.flatten(), ignore_index=IGNORE)
+
+
+def train(model, data, steps: int, lr: float = 1e-2) -> float:
+    """Adam on the whole of `data`; returns the last loss. Closed-form models are fitted instead."""
+    if model.closed_form:
+        model.fit(data)
+        return loss(model, data).item()
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        value = loss(model, data) + model.penalty()
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    return loss(model, data).item()
+
+
+def trained(name: str):
+    """A model moved off its initialisation (BatchNorm running statistics included), in eval mode."""
+    model = make(name)
+    train(model, DATA, steps=10)
+    return model.eval()
+
+
+def stepwise(model, idx):
+    state = model.start(idx.shape[0])
+    out = []
+    for t in range(idx.shape[1]):
+        logits, state = model.step(idx[:, t], state)
+        out.append(logits)
+    return torch.stack(out, dim=1)
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_causal(name):
+    model = trained(name)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(len(VOCAB), (4, MAX_LEN + 1), generator=g)
+    with torch.no_grad():
+        base = model(idx)
+        for t in range(idx.shape[1] - 1):
+            changed = idx.clone()
+            changed[:, t + 1 :] = torch.randint(len(VOCAB), changed[:, t + 1 :].shape, generator=g)
+            torch.testing.assert_close(model(changed)[:, : t + 1], base[:, : t + 1], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_initial_loss_is_uniform(name):
+    model = make(name).train()  # the first training step sees this loss
+    with torch.no_grad():
+        assert abs(loss(model, DATA).item() - math.log(len(VOCAB))) < 0.1
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_overfits_small_batch(name):
+    model = make(name)
+    with torch.no_grad():
+        first = loss(model.train(), SMALL).item()
+    # bigram models cannot memorise, only reach the bigram entropy of the batch
+    target = 0.8 * first if "bigram" in name else 0.5 * first
+    assert train(model, SMALL, steps=300) < target
+
+
+@pytest.mark.parametrize("name", [n for n, spec in REGISTRY.items() if spec.cls.batch_unit == "items"])
+def test_padding_stays_out_of_training(name):
+    """In training mode (BatchNorm on batch statistics) the real positions' logits do not depend
+    on what fills the padding, nor on how many padding columns the batch has."""
+    model = make(name).train()
+    short = ["emma", "olivia", "ava", "mia"]
+    trimmed, full = pack(VOCAB, short), pack(VOCAB, short, length=MAX_LEN + 1)
+    mask = full.y != IGNORE
+    noise = torch.randint(len(VOCAB), full.x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = model(full.x, mask)[mask]
+        torch.testing.assert_close(model(torch.where(mask, full.x, noise), mask)[mask], base)
+        torch.testing.assert_close(model(trimmed.x, trimmed.y != IGNORE)[trimmed.y != IGNORE], base)
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_step_matches_forward(name):
+    model = trained(name)
+    with torch.no_grad():
+        full = model(DATA.x)
+        torch.testing.assert_close(stepwise(model, DATA.x), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_seeded_sampling_reproducible(name):
+    def draw(seed):
+        model = trained(name)
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.zeros(16, dtype=torch.long)
+        state, out = model.start(16), []
+        with torch.no_grad():
+            for _ in range(MAX_LEN + 1):
+                logits, state = model.step(idx, state)
+                idx = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g)[:, 0]
+                out.append(idx)
+        return torch.stack(out, dim=1)
+
+    assert torch.equal(draw(1), draw(1))
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_save_load_identical_logits(name, tmp_path):
+    model = trained(name)
+    save_file(model.state_dict(), tmp_path / "model.safetensors")
+    loaded = make(name, seed=1)
+    loaded.load_state_dict(load_file(tmp_path / "model.safetensors"))
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(DATA.x), model(DATA.x))
+
+
+def test_wavenet_is_the_lectures_hierarchical_model():
+    """Its prediction at every position equals lecture 5's model applied to that position's
+    window of 8: FlattenConsecutive(2) -> Linear -> BatchNorm -> tanh, three times."""
+    model = trained("wavenet")
+    ctx, _ = windows(DATA, model.config.block_size)
+    with torch.no_grad():
+        x = model.wte(ctx)  # (N, 8, n_embd)
+        for layer in model.layers:
+            x = x.view(x.shape[0], x.shape[1] // 2, -1)  # FlattenConsecutive(2)
+            x = torch.tanh(layer.bn(layer.c_fc(x)))
+        lecture = model.lm_head(x.squeeze(1))
+        torch.testing.assert_close(model(DATA.x)[DATA.y != IGNORE], lecture, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_readable_cells_match_fused(name):
+    model = trained(name)
+    results = []
+    for fused in (True, False):
+        model.fused = fused
+        model.zero_grad()
+        logits = model(DATA.x)
+        F.cross_entropy(logits.flatten(0, 1), DATA.y.flatten(), ignore_index=IGNORE).backward()
+        with torch.no_grad():
+            steps = stepwise(model, DATA.x)
+        results.append((logits.detach(), steps, [p.grad.clone() for p in model.parameters()]))
+    (a, a_steps, a_grads), (b, b_steps, b_grads) = results
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b_steps, a_steps, atol=1e-5, rtol=1e-5)
+    for ga, gb in zip(a_grads, b_grads):
+        torch.testing.assert_close(gb, ga, atol=1e-5, rtol=1e-4)
