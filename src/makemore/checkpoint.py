@@ -4,6 +4,7 @@
     model.safetensors  weights of the best model so far (lowest val NLL)
     state.safetensors  last checkpoint for --resume: weights, optimiser, random state, step
     metrics.jsonl      one JSON object per evaluation
+    diagnostics.jsonl  with --diagnostics: activation, gradient and update statistics (diagnostics.py)
     summary.json       final train/val/test NLL, written when training ends
 
 Weights go through safetensors, never pickle, so opening a run directory someone sent you
@@ -27,6 +28,7 @@ CONFIG = "config.json"
 MODEL = "model.safetensors"
 STATE = "state.safetensors"
 METRICS = "metrics.jsonl"
+DIAGNOSTICS = "diagnostics.jsonl"
 SUMMARY = "summary.json"
 
 
@@ -104,13 +106,24 @@ class RunDir:
         load_state(model, tensors, self.file(name))
 
     def append_metrics(self, record: dict) -> None:
-        with open(self.file(METRICS), "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        self.append_records(METRICS, [record])
+
+    def read_metrics(self) -> list[dict]:
+        return self.read_records(METRICS)
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop evaluations after `step`, the checkpoint a resumed run continues from."""
+        self.rewrite_records(METRICS, [r for r in self.read_metrics() if r.get("step", 0) <= step])
+
+    def append_records(self, name: str, records: list[dict]) -> None:
+        """Append JSON lines and fsync: a crash can cut only the last line, which reading skips."""
+        with open(self.file(name), "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in records))
             f.flush()
             os.fsync(f.fileno())
 
-    def read_metrics(self) -> list[dict]:
-        path = self.file(METRICS)
+    def read_records(self, name: str) -> list[dict]:
+        path = self.file(name)
         if not path.exists():
             return []
         records = []
@@ -121,10 +134,8 @@ class RunDir:
                 break  # a line cut short by a crash: everything before it is good
         return records
 
-    def truncate_metrics(self, step: int) -> None:
-        """Drop evaluations after `step`, the checkpoint a resumed run continues from."""
-        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        atomic_write(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
+    def rewrite_records(self, name: str, records: list[dict]) -> None:
+        atomic_write(self.file(name), "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
 
 
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:

@@ -7,7 +7,9 @@ import json
 import sys
 
 from .device import DEVICES
+from .diagnostics import DEFAULT_INTERVAL
 from .errors import MakemoreError
+from .plot import KINDS
 
 # model options: (ModelConfig field, type, help); bools become --flag / --no-flag
 MODEL_OPTIONS = [
@@ -33,7 +35,11 @@ TRAIN_OPTIONS = [
     ("weight_decay", float, "AdamW weight decay"),
     ("warmup_steps", int, "linear learning-rate warm-up steps"),
     ("eval_interval", int, "steps between exact evaluations and checkpoints"),
+    ("diagnostics", bool, "record activation, gradient and update statistics for `makemore plot`"),
+    ("diagnostics_interval", int, f"steps between diagnostic records (default {DEFAULT_INTERVAL})"),
+    ("tensorboard", bool, "also log losses and learning rate to RUN/tensorboard (needs makemore[tensorboard])"),
 ]
+LR_FIND_OPTIONS = {"batch_size", "optimizer", "weight_decay"}  # the training options an lr search reads
 RESUMABLE = {"max_steps", "time_budget"}  # what --resume may change
 
 
@@ -104,6 +110,36 @@ def build_parser() -> Parser:
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("plot", help="draw a picture of a run: loss, bigram table, embeddings, diagnostics",
+                       description="Draw one of the lectures' pictures of a run as a PNG file.",
+                       epilog="kinds: loss (train/val NLL and the smoothed step loss), bigram (count table heat map), "
+                              "embedding (characters in 2D, PCA when wider), activations, gradients, updates "
+                              "(the last three need a run trained with --diagnostics)")
+    p.add_argument("run")
+    p.add_argument("--kind", required=True, choices=KINDS)
+    p.add_argument("--out", help="PNG file to write (default: RUN/KIND.png)")
+    p.add_argument("--step", type=int, default=None, metavar="N",
+                   help="activations, gradients: the diagnostics recorded at step N or the last before it (default: the last)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("lr-find", help="sweep the learning rate, plot loss against it, suggest a rate",
+                       description="The lectures' learning-rate search: train a fresh model for --steps steps while the "
+                                   "rate grows exponentially from --lr-min to --lr-max, plot the batch loss against the "
+                                   "rate, and suggest a third of the rate where the smoothed loss is lowest. Stops early "
+                                   "once the loss blows up.")
+    p.add_argument("--data", help="text file, one item per line, or a built-in dataset (default: names)")
+    p.add_argument("--model", help="model name (see `makemore models`)")
+    p.add_argument("--out", default="lr-find.png", help="PNG file to write (default: lr-find.png)")
+    p.add_argument("--steps", type=int, default=1000, metavar="N", help="steps of the sweep (default 1000)")
+    p.add_argument("--lr-min", type=float, default=1e-4, metavar="F", help="first learning rate (default 1e-4)")
+    p.add_argument("--lr-max", type=float, default=10.0, metavar="F", help="last learning rate (default 10)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for init and batches (default 1337)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_options(p.add_argument_group("training"), [o for o in TRAIN_OPTIONS if o[0] in LR_FIND_OPTIONS])
+    add_options(p.add_argument_group("model"), MODEL_OPTIONS)
+    p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("models", help="list the models")
     p.add_argument("--json", action="store_true")
@@ -183,6 +219,31 @@ def cmd_score(args) -> int:
     else:
         for s in scores:
             print(f"{s.text}\tnll {s.nll:.4f}\tper char {s.nll_per_char:.4f}\tchars {s.chars}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plot import plot
+
+    print(plot(args.run, args.kind, args.out, args.step).path)
+    return 0
+
+
+def cmd_lr_find(args) -> int:
+    from .lrfind import lr_find
+    from .plot import lr_curve, png_path, require_matplotlib
+
+    require_matplotlib()  # fail before the sweep, not after it
+    png_path(args.out)
+    options = {**options_given(args, [o for o in TRAIN_OPTIONS if o[0] in LR_FIND_OPTIONS]), **options_given(args, MODEL_OPTIONS)}
+    if args.seed is not None:
+        options["seed"] = args.seed
+    result = lr_find(data=args.data, model=args.model, steps=args.steps, lr_min=args.lr_min, lr_max=args.lr_max,
+                     device=args.device, quiet=args.quiet, **options)
+    picture = lr_curve(result, args.out)
+    stopped = f"; stopped after {len(result.lrs)} steps, where the loss blew up" if result.diverged else ""
+    print(f"suggested lr: {result.suggested:.3g} (a third of {result.best_lr:.3g}, where the smoothed loss is lowest{stopped})")
+    print(f"plot: {picture.path}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -12,16 +13,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, tensorboard
 from .checkpoint import MODEL, STATE, SUMMARY, RunDir, load_state, load_tensors, save_tensors, write_json
 from .data import IGNORE, SPLIT_NAMES, Dataset, Vocabulary, windows
 from .device import pick_device
+from .diagnostics import DEFAULT_INTERVAL, Diagnostics
 from .errors import MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
 from .models import DEFAULT_MODEL, CharModel, ModelConfig, build, get_spec
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
+STEP_LOSS = "train.step_loss"  # state.safetensors: the training loss of every step, for `makemore plot --kind loss`
 
 
 @dataclass
@@ -37,12 +40,15 @@ class TrainConfig:
     eval_interval: int | None = None  # default: about 20 evaluations per run
     seed: int = 1337
     split_seed: int = 42
+    diagnostics: bool = False  # record activation, gradient and update statistics (diagnostics.py)
+    diagnostics_interval: int | None = None  # default: diagnostics.DEFAULT_INTERVAL
+    tensorboard: bool = False  # also log losses and lr to RUN/tensorboard
 
     def validate(self) -> None:
         for name in ("max_steps", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise MakemoreError(f"--{name.replace('_', '-')} must be >= 0 (got {getattr(self, name)})")
-        for name in ("batch_size", "eval_interval"):
+        for name in ("batch_size", "eval_interval", "diagnostics_interval"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise MakemoreError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
@@ -56,6 +62,8 @@ class TrainConfig:
             raise MakemoreError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
         if self.lr_schedule not in SCHEDULES:
             raise MakemoreError(f"unknown lr schedule {self.lr_schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        if self.diagnostics_interval is not None and not self.diagnostics:
+            raise MakemoreError("--diagnostics-interval sets how often --diagnostics records; pass --diagnostics too")
 
     @property
     def interval(self) -> int:
@@ -113,6 +121,8 @@ def resolve_configs(model: str | None, data: Dataset, model_overrides: dict, tra
         raise MakemoreError(f"unknown training option(s): {', '.join(bad)}")
     tc = TrainConfig(split_seed=data.split_seed, **{**spec.train, **{k: v for k, v in train_overrides.items() if v is not None}})
     tc.validate()
+    if tc.diagnostics and spec.cls.closed_form:
+        raise MakemoreError(f"{name} is fitted by counting, without gradient steps: there is nothing for --diagnostics to record")
     return name, config, tc
 
 
@@ -205,6 +215,8 @@ def train(
     split_seed = train_overrides.pop("split_seed", None)
     dataset = Dataset.load(data, 42 if split_seed is None else split_seed)
     name, config, tc = resolve_configs(model, dataset, model_overrides, train_overrides)
+    if tc.tensorboard:
+        tensorboard.require()
     dev = pick_device(device)
     run = RunDir(out or Path("runs") / name)
     if run.path.exists() and not (run.path.is_dir() and not any(run.path.iterdir())):
@@ -237,6 +249,8 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
         if v is not None:
             setattr(tc, k, v)
     tc.validate()
+    if tc.tensorboard:
+        tensorboard.require()
     cfg["train_config"] = asdict(tc)
     dev = pick_device(device)
     net = build(cfg["model"], ModelConfig.from_dict(cfg["model_config"])).to(dev)
@@ -252,6 +266,10 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.best_val = math.inf
+        self.losses = torch.empty(0)  # training loss of every step so far, kept in the checkpoint
+        self.pending: list[torch.Tensor] = []  # losses since the last checkpoint, still on the device
+        self.diagnostics = Diagnostics(model, run, cfg.diagnostics_interval or DEFAULT_INTERVAL) if cfg.diagnostics else None
+        self.board = None
 
     def evaluate_now(self, lr: float, chars_per_sec: float) -> dict:
         record = {"step": self.step}
@@ -259,6 +277,8 @@ class Trainer:
             record[f"{split}_loss"] = evaluate(self.model, packed, split).nll
         record.update({"lr": lr, "chars_per_sec": round(chars_per_sec, 1), "elapsed": round(self.elapsed, 3)})
         self.run.append_metrics(record)
+        if self.board:
+            self.board.evaluation(record)
         if record["val_loss"] < self.best_val:
             self.best_val = record["val_loss"]
             self.run.save_model(self.model)
@@ -274,6 +294,7 @@ class Trainer:
                     tensors[f"optim.{idx}.{key}"] = value
                 else:
                     scalars[f"{idx}.{key}"] = value
+        tensors[STEP_LOSS] = self.losses
         tensors["rng.batches"] = batches.generator.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
         meta = {"step": self.step, "elapsed": self.elapsed, "best_val": self.best_val,
@@ -297,12 +318,16 @@ class Trainer:
         batches.generator.set_state(tensors["rng.batches"])
         torch.set_rng_state(tensors["rng.torch"])
         self.step, self.elapsed, self.best_val = meta["step"], meta["elapsed"], meta["best_val"]
+        self.losses = tensors.get(STEP_LOSS, torch.full((self.step,), math.nan))  # NaN: a run from before step losses were kept
         self.run.truncate_metrics(self.step)
+        if self.diagnostics:
+            self.diagnostics.truncate(self.step)
 
     def fit(self, resume: bool = False) -> TrainResult:
         model, cfg = self.model, self.cfg
         interrupted = False
         if model.closed_form:
+            self.board = tensorboard.Board(self.run.path, 0) if cfg.tensorboard else None
             model.fit(self.data.packed("train").to(self.device))
             self.evaluate_now(0.0, 0.0)
         else:
@@ -311,7 +336,10 @@ class Trainer:
             if resume:
                 self.load_state(opt, batches)
                 self.log(f"resuming {self.run.path} at step {self.step}")
+            self.board = tensorboard.Board(self.run.path, self.step) if cfg.tensorboard else None
             interrupted = self.loop(opt, batches)
+        if self.board:
+            self.board.close()
         if not self.run.file(MODEL).exists():  # Ctrl-C before the first evaluation: keep what there is
             self.run.save_model(model)
         self.run.load_weights(model)  # finish with the best model by val NLL
@@ -339,10 +367,12 @@ class Trainer:
                 for group in opt.param_groups:
                     group["lr"] = lr
                 x, y = batches()
-                loss = batch_loss(model, x, y)
-                opt.zero_grad(set_to_none=True)
-                (loss + model.penalty()).backward()
-                opt.step()
+                with self.watch(lr):
+                    loss = batch_loss(model, x, y)
+                    opt.zero_grad(set_to_none=True)
+                    (loss + model.penalty()).backward()
+                    opt.step()
+                self.pending.append(loss.detach())
                 self.step += 1
                 chars += int((y != IGNORE).sum())
                 bar.update(1)
@@ -367,7 +397,25 @@ class Trainer:
             self.checkpoint(opt, batches, lr, throughput, start)
         return False
 
+    def watch(self, lr: float):
+        """Diagnostics of this step's forward, backward and update when one is due; else nothing."""
+        if self.diagnostics is None or not self.diagnostics.due(self.step):
+            return nullcontext()
+        return self.diagnostics.watch(self.step, lr)
+
     def checkpoint(self, opt, batches, lr, throughput, start) -> None:
         self.elapsed = time.perf_counter() - start
+        self.keep_step_losses()
+        if self.diagnostics:
+            self.diagnostics.flush()
         self.evaluate_now(lr, throughput)
         self.save_state(opt, batches)
+
+    def keep_step_losses(self) -> None:
+        """Move the losses since the last checkpoint off the device: one copy here, not a sync every step."""
+        if self.pending:
+            new = torch.stack(self.pending).float().cpu()
+            if self.board:
+                self.board.steps(len(self.losses), new)
+            self.losses = torch.cat([self.losses, new])
+            self.pending = []
