@@ -197,3 +197,18 @@ def test_no_traceback_from_a_real_process(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "makemore", "train", "--data", str(tmp_path / "none.txt")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_items_longer_than_a_transformer_context_are_a_clear_error(small_data, tmp_path, run_cli):
+    status, out, err = run_cli("train", "--data", small_data, "--model", "transformer", "--out", tmp_path / "t",
+                               "--max-steps", "2", "--quiet", "--samples", "0")
+    assert status == 0, err
+    longest = max(len(line) for line in small_data.read_text().split())
+    assert_user_error(*run_cli("score", tmp_path / "t", "a" * (longest + 1)))
+    other = tmp_path / "long.txt"
+    other.write_text("\n".join(["a" * (longest + 5)] * 12))
+    status, out, err = run_cli("eval", tmp_path / "t", "--data", other)
+    assert_user_error(status, out, err)
+    assert "at most" in err
+    status, out, _ = run_cli("score", tmp_path / "t", "a" * longest, "--json")
+    assert status == 0 and json.loads(out)[0]["chars"] == longest + 1

@@ -89,7 +89,7 @@ class Run:
         if split not in SPLIT_NAMES:
             raise MakemoreError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_NAMES)}")
         dataset = load_dataset(self.config, data)
-        return evaluate(self.model, dataset.packed(split).to(self.model.device), split)
+        return evaluate(self.model, dataset.packed(split, self.model.max_tokens()).to(self.model.device), split)
 
 
 class NotEnoughNovel(MakemoreError):

@@ -132,7 +132,8 @@ def pack(vocab: Vocabulary, items: list[str], length: int | None = None) -> Pack
     width = max(len(ids) for ids in encoded) + 1
     if length is not None:
         if width > length:
-            raise DataError(f"an item has {width - 1} characters; this model handles at most {length - 1}")
+            raise DataError(f"an item has {width - 1} characters; this model takes items of at most {length - 1} "
+                            "(the longest in its training data); leave longer items out")
         width = length
     x = torch.full((len(encoded), width), BOUNDARY, dtype=torch.long)
     y = torch.full((len(encoded), width), IGNORE, dtype=torch.long)

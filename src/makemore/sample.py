@@ -88,11 +88,11 @@ class Score:
         return asdict(self)
 
 
-def score(model: CharModel, vocab: Vocabulary, texts: list[str], max_len: int | None = None) -> list[Score]:
+def score(model: CharModel, vocab: Vocabulary, texts: list[str]) -> list[Score]:
     items = [t.strip() for t in texts]
     for text, item in zip(texts, items):
         if not item:
             raise MakemoreError(f"cannot score {text!r}: an item needs at least one character")
-    packed = pack(vocab, items, None if max_len is None else max_len + 1)
+    packed = pack(vocab, items, model.max_tokens())
     totals = item_nll(model, packed).tolist()
     return [Score(t, nll, nll / (len(t) + 1), len(t) + 1) for t, nll in zip(items, totals)]

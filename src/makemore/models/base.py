@@ -64,6 +64,10 @@ class CharModel(nn.Module):
         """Regularisation added to the training loss (not to reported NLL)."""
         return 0.0
 
+    def max_tokens(self) -> int | None:
+        """Longest input (the boundary plus characters) the model accepts; None for any length."""
+        return None
+
     def start(self, batch_size: int) -> object:
         """State before the first token (the boundary) is fed."""
         return torch.empty(batch_size, 0, dtype=torch.long, device=self.device)

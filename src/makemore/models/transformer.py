@@ -102,6 +102,9 @@ class Transformer(CharModel):
             x = block(x, None if caches is None else caches[i], t)
         return self.lm_head(self.ln_f(x))
 
+    def max_tokens(self):
+        return self.config.max_len + 1
+
     def start(self, batch_size):
         c = self.config
         shape = (batch_size, c.n_head, c.max_len + 1, c.n_embd // c.n_head)
