@@ -14,11 +14,11 @@ from safetensors.torch import load_file
 
 import makemore
 from makemore.checkpoint import DIAGNOSTICS, STATE, RunDir
-from makemore.data import Dataset, resolve_data, split_items
+from makemore.data import Dataset, Vocabulary, resolve_data, split_items
 from makemore.diagnostics import BINS, Diagnostics
 from makemore.lrfind import lr_find
 from makemore.models import ModelConfig, build
-from makemore.plot import bigram_counts, plot
+from makemore.plot import bigram_counts, labels, plot
 from makemore.train import STEP_LOSS, Batches, TrainConfig, batch_loss, make_optimizer
 
 pytest.importorskip("matplotlib")
@@ -101,6 +101,7 @@ def test_bigram_heat_map_counts_are_the_bigram_counts(bigram_run, data, tmp_path
     V = len(pic.data["chars"])
     assert V == 27 and png_size(pic.path) == pic.size == (int(V * 55 + 60), int(V * 55 + 100))
     model_counts = makemore.load(bigram_run).model.counts
+    assert labels(Vocabulary([".", "a"])) == ["•", ".", "a"]  # a '.' in the data: the boundary is drawn apart
     assert pic.data["counts"] == model_counts.long().tolist()
     assert table(pic) == direct_bigram_counts(data)
 
@@ -248,20 +249,24 @@ def test_lr_find_command(data, tmp_path, run_cli):
 # ---- TensorBoard ----------------------------------------------------------------------
 
 
-def test_tensorboard_logs_losses_and_learning_rate(data, tmp_path, run_cli):
+def test_tensorboard_logs_losses_and_learning_rate_across_a_resume(data, tmp_path, run_cli):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    status, out, err = run_cli("train", "--data", data, "--model", "mlp", "--out", tmp_path / "run", "--max-steps", "30",
-                               "--eval-interval", "10", "--batch-size", "16", "--quiet", "--samples", "0", "--tensorboard")
+    run = tmp_path / "run"
+    status, out, err = run_cli("train", "--data", data, "--model", "mlp", "--out", run, "--max-steps", "20", "--eval-interval", "10",
+                               "--batch-size", "16", "--quiet", "--samples", "0", "--tensorboard")
     assert status == 0, err
-    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    status, out, err = run_cli("train", "--resume", run, "--max-steps", "30", "--quiet", "--samples", "0")
+    assert status == 0, err
+    events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
-    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [e.step for e in events.Scalars("loss/val")] == [10, 20, 30]
     assert [e.value for e in events.Scalars("loss/val")] == pytest.approx([m["val_loss"] for m in metrics])
     assert [e.value for e in events.Scalars("lr")] == pytest.approx([m["lr"] for m in metrics])
-    assert len(events.Scalars("loss/step")) == 30
+    assert [e.step for e in events.Scalars("loss/step")] == list(range(30))
+    assert [e.value for e in events.Scalars("loss/step")] == pytest.approx(load_file(run / STATE)[STEP_LOSS].tolist())
 
 
 # ---- bad input: one line, exit 2 ----------------------------------------------------------

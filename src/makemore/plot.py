@@ -23,6 +23,7 @@ import torch
 
 from .checkpoint import DIAGNOSTICS, STATE, RunDir, atomic_write, load_tensors
 from .diagnostics import BINS, SATURATED
+from .data import BOUNDARY_SHOWN
 from .errors import MakemoreError, RunError
 from .train import STEP_LOSS
 
@@ -160,6 +161,14 @@ def loss(run: RunDir, model: str, path: Path) -> Picture:
 # --- bigram ----------------------------------------------------------------------------
 
 
+def labels(vocab) -> list[str]:
+    """How each token is drawn: the seeds' '.' for the boundary, unless the data has '.' of its own."""
+    shown = [vocab.shown(i) for i in range(len(vocab))]
+    if BOUNDARY_SHOWN in vocab.chars:
+        shown[0] = "•"
+    return shown
+
+
 def bigram_counts(run) -> torch.Tensor:
     """The bigram run's own counts, or the bigrams of the run's training split for any other model."""
     if run.config["model"] == "bigram":
@@ -176,7 +185,7 @@ def bigram_counts(run) -> torch.Tensor:
 def bigram(run, path: Path) -> Picture:
     counts = bigram_counts(run)
     V = counts.shape[0]
-    shown = [run.vocab.shown(i) for i in range(V)]
+    shown = labels(run.vocab)
     cell = min(0.55, 80 / V)  # inches: 27 characters give the seed's 16-inch table; huge vocabularies stay drawable
     size = 8 * cell / 0.55
     fig = new_figure(V * cell + 0.6, V * cell + 1.0)
@@ -192,7 +201,7 @@ def bigram(run, path: Path) -> Picture:
     ax.set_yticks([])
     ax.set_xlabel("second character")
     ax.set_ylabel("first character")
-    ax.set_title(f"Bigram counts in the training split: {int(counts.sum()):,} pairs ('.' starts and ends every item)",
+    ax.set_title(f"Bigram counts in the training split: {int(counts.sum()):,} pairs ('{shown[0]}' starts and ends every item)",
                  fontsize=max(9, 2 * size))
     return save(fig, path, {"chars": shown, "counts": counts.tolist()})
 
@@ -220,7 +229,7 @@ def embedding(run, path: Path) -> Picture:
         raise MakemoreError(f"the {run.config['model']} model has no table of character embeddings (wte) to plot; "
                             "train a model with one, such as mlp")
     points, explained = project(wte.weight)
-    shown = [run.vocab.shown(i) for i in range(points.shape[0])]
+    shown = labels(run.vocab)
     fig = new_figure(8, 8)
     ax = fig.subplots()
     ax.scatter(points[:, 0], points[:, 1], s=260, color="C0")
@@ -390,7 +399,9 @@ def lr_curve(result, path: Path) -> Picture:
     ax.set_ylim(lo - 0.1 * (hi - lo + 0.1), hi + 0.3 * (hi - lo + 0.1))
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("loss (nats per character)")
-    ax.set_title(f"learning-rate search: {result.model}, {result.optimizer}, {len(result.lrs)} steps from {result.lrs[0]:.0e}")
+    stopped = ", stopped where the loss blew up" if result.diverged else ""
+    ax.set_title(f"learning-rate search: {result.model}, {result.optimizer}, lr {result.lrs[0]:.2g} to {result.lrs[-1]:.2g} "
+                 f"in {len(result.lrs)} steps{stopped}")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     data = {"lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed, "suggested": result.suggested}

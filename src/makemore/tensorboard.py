@@ -24,8 +24,8 @@ class Board:
     def __init__(self, run_path: Path, step: int):
         from torch.utils.tensorboard import SummaryWriter
 
-        # purge_step: a resumed run hides what the killed one logged after its last checkpoint
-        self.writer = SummaryWriter(str(run_path / DIR), purge_step=step or None)
+        # a resumed run hides what the stopped one logged after its checkpoint at `step` (kept: that evaluation)
+        self.writer = SummaryWriter(str(run_path / DIR), purge_step=step + 1 if step else None)
 
     def steps(self, first: int, losses: torch.Tensor) -> None:
         """The training loss of each step from `first` on."""
