@@ -374,18 +374,18 @@ class Trainer:
                     opt.step()
                 self.pending.append(loss.detach())
                 self.step += 1
-                chars += int((y != IGNORE).sum())
+                chars += (y != IGNORE).sum()  # a tensor: read back only every 50 steps, no per-step GPU sync
                 bar.update(1)
                 if self.step % 50 == 0 or self.step == cfg.max_steps:
                     value = loss.item()
                     ema = value if ema is None else 0.9 * ema + 0.1 * value
                     now = time.perf_counter()
-                    throughput = chars / max(now - window_start, 1e-9)
+                    throughput = int(chars) / max(now - window_start, 1e-9)
                     chars, window_start = 0, now
                     bar.set_postfix(loss=f"{ema:.4f}", best_val=f"{self.best_val:.4f}", chars_s=f"{throughput:,.0f}", refresh=False)
                 if self.step % cfg.interval == 0:
                     self.checkpoint(opt, batches, lr, throughput, start)
-                    window_start = time.perf_counter()
+                    chars, window_start = 0, time.perf_counter()  # throughput leaves evaluation time out
                     model.train()
         except KeyboardInterrupt:
             bar.close()
