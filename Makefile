@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/makemore train --out runs/demo --force --samples 0
+	$(BIN)/makemore train --out runs/demo --force --time-budget 150 --samples 0
 	$(BIN)/makemore sample runs/demo -n 20 --novel --seed 0
 
 test: $(STAMP)

@@ -41,6 +41,9 @@ class BoW(CharModel):
         x = self.embed(idx, pos)
         return self.head(x, x.cumsum(1) / (pos[:, None] + 1))
 
+    def max_tokens(self):
+        return self.config.max_len + 1
+
     def start(self, batch_size):
         return torch.zeros(batch_size, self.config.n_embd, device=self.device), 0
 
