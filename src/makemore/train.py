@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from . import __version__, tensorboard
 from .checkpoint import MODEL, STATE, SUMMARY, RunDir, load_state, load_tensors, save_tensors, write_json
-from .data import IGNORE, SPLIT_NAMES, Dataset, Vocabulary, windows
+from .api import load_dataset
+from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset, windows
 from .device import pick_device
 from .diagnostics import DEFAULT_INTERVAL, Diagnostics
 from .errors import MakemoreError, RunError
@@ -188,8 +189,6 @@ def run_config(name: str, config: ModelConfig, tc: TrainConfig, data: Dataset, s
 
 def data_source(spec: str | None, data: Dataset) -> str:
     """How config.json names the data: a built-in name, or an absolute path."""
-    from .data import BUILTIN
-
     spec = spec or "names"
     return spec if spec in BUILTIN else str(data.path.resolve())
 
@@ -241,8 +240,6 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
     cfg = run.read_config()
     if not run.file(STATE).exists():
         raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run")
-    from .api import load_dataset
-
     dataset = load_dataset(cfg)
     tc = TrainConfig(**cfg["train_config"])
     for k, v in limits.items():
@@ -318,7 +315,7 @@ class Trainer:
         batches.generator.set_state(tensors["rng.batches"])
         torch.set_rng_state(tensors["rng.torch"])
         self.step, self.elapsed, self.best_val = meta["step"], meta["elapsed"], meta["best_val"]
-        self.losses = tensors.get(STEP_LOSS, torch.full((self.step,), math.nan))  # NaN: a run from before step losses were kept
+        self.losses = tensors[STEP_LOSS]
         self.run.truncate_metrics(self.step)
         if self.diagnostics:
             self.diagnostics.truncate(self.step)
