@@ -2,6 +2,11 @@
 from pathlib import Path
 
 import pytest
+import torch
+
+# The models under test are tiny: one thread runs them as fast as two, and cannot collapse when
+# other processes compete for this machine's two cores (OpenMP threads spin-waiting on each other).
+torch.set_num_threads(1)
 
 from makemore.data import resolve_data
 
