@@ -116,3 +116,12 @@ def test_every_core_model_trains_samples_and_scores(small_data, tmp_path, model)
     scores = run.score(["emma", "ava"])
     assert [s.chars for s in scores] == [5, 4]
     assert all(s.nll_per_char == pytest.approx(s.nll / s.chars) for s in scores)
+
+
+def test_force_never_deletes_a_folder_that_is_not_a_run(small_data, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("precious")
+    with pytest.raises(MakemoreError, match="not a makemore run"):
+        train_small(small_data, folder, force=True)
+    assert (folder / "thesis.tex").read_text() == "precious"

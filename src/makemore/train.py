@@ -221,7 +221,7 @@ def train(
     if run.path.exists() and not (run.path.is_dir() and not any(run.path.iterdir())):
         if not force:
             raise MakemoreError(f"{run.path} already exists; pass --resume {run.path} to continue it, --force to replace it, or another --out")
-        if not run.path.is_dir() or (any(run.path.iterdir()) and not run.exists()):
+        if not run.exists():  # a file, or a folder that is not a run: not ours to delete
             raise MakemoreError(f"{run.path} exists and is not a makemore run directory; refusing to replace it, choose another --out")
         shutil.rmtree(run.path)
 
