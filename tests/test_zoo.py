@@ -122,6 +122,19 @@ def test_step_matches_forward(name):
 
 
 @pytest.mark.parametrize("name", REGISTRY)
+def test_max_tokens_is_the_real_limit(name):
+    model = make(name).eval()
+    limit = model.max_tokens()
+    with torch.no_grad():
+        if limit is None:  # no position table: any length goes
+            assert model(torch.zeros(2, 3 * MAX_LEN, dtype=torch.long)).shape[1] == 3 * MAX_LEN
+        else:
+            assert limit == MAX_LEN + 1 and model(torch.zeros(2, limit, dtype=torch.long)).shape[1] == limit
+            with pytest.raises(ValueError):
+                model(torch.zeros(2, limit + 1, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", REGISTRY)
 def test_seeded_sampling_reproducible(name):
     def draw(seed):
         model = trained(name)
