@@ -65,9 +65,10 @@ def bench(name: str, data: Path, time_budget: float | None, workdir: Path) -> di
 
 
 def markdown(rows: list[dict]) -> str:
-    head = "| model | params | steps | train s | train NLL | val NLL | test NLL | samples/s | reference |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
+    head = "| model | params | steps | train s | threads | train NLL | val NLL | test NLL | samples/s | reference |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
     return head + "".join(
-        f"| {r['model']} | {r['params']:,} | {r['steps']:,} | {r['train_seconds']}{' (cap)' if r.get('time_budget') else ''} | {r['train_nll']:.4f} | {r['val_nll']:.4f} | "
+        f"| {r['model']} | {r['params']:,} | {r['steps']:,} | {r['train_seconds']}{' (cap)' if r.get('time_budget') else ''} | {r['torch_threads']} | "
+        f"{r['train_nll']:.4f} | {r['val_nll']:.4f} | "
         f"{r['test_nll']:.4f} | {r['sample_items_per_sec']:,} | {r['reference']} |\n"
         for r in rows
     )

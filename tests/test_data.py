@@ -1,9 +1,10 @@
+import math
 import random
 
 import pytest
 import torch
 
-from makemore.data import BOUNDARY, IGNORE, Dataset, Vocabulary, pack, read_items, resolve_data, split_items, windows
+from makemore.data import BOUNDARY, IGNORE, Dataset, Packed, Vocabulary, pack, pack_rows, read_items, resolve_data, split_items, windows
 from makemore.errors import DataError
 
 
@@ -75,6 +76,37 @@ def test_pack_frames_items_with_the_boundary_and_ignores_padding():
     assert p.x.tolist() == [[0, 1, 2], [0, 2, 0]]
     assert p.y.tolist() == [[1, 2, 0], [2, 0, IGNORE]]
     assert p.chars == 5  # 3 characters + 2 end boundaries
+
+
+def test_pack_rows_pairs_the_longest_with_the_shortest():
+    vocab = Vocabulary.from_items(["abc", "b", "ca"])
+    rows = pack_rows(pack(vocab, ["abc", "b", "ca"]))
+    # "abc" (4 tokens) beside "b" (2 tokens) in row 0; "ca" (3 tokens) alone in row 1
+    assert rows.x.tolist() == [[0, 1, 2, 3, 0, 2], [0, 3, 1, 0, 0, 0]]
+    assert rows.y.tolist() == [[1, 2, 3, 0, 2, 0], [3, 1, 0, IGNORE, IGNORE, IGNORE]]
+    assert rows.pos.tolist() == [[0, 1, 2, 3, 0, 1], [0, 1, 2, 0, 0, 0]]
+    assert rows.segment.tolist() == [[0, 0, 0, 0, 1, 1], [2, 2, 2, -1, -1, -1]]
+
+
+def test_pack_rows_keeps_every_item_whole(names_path):
+    data = Dataset.load(str(names_path))
+    packed = data.packed("val")
+    rows = pack_rows(packed)
+    assert rows.x.shape == (math.ceil(len(packed) / 2), rows.x.shape[1]) and rows.x.shape[1] <= 2 * packed.x.shape[1]
+    assert (rows.y != IGNORE).sum() == packed.chars  # nothing lost, nothing added
+    for j in (0, 1, 500, len(packed) - 1):  # item j, gathered back from its segment, is item j
+        where = rows.segment == j
+        n = int((packed.y[j] != IGNORE).sum())
+        assert rows.x[where].tolist() == packed.x[j, :n].tolist() and rows.y[where].tolist() == packed.y[j, :n].tolist()
+        assert rows.pos[where].tolist() == list(range(n))
+    # in training-sized batches, far less padding than one item per row
+    g = torch.Generator().manual_seed(0)
+    picks = [torch.randint(0, len(packed), (64,), generator=g) for _ in range(50)]
+    batches = [Packed(packed.x[i], packed.y[i]) for i in picks]
+    real = sum(b.chars for b in batches)
+    padded = sum(64 * int((b.y != IGNORE).sum(1).max()) for b in batches)
+    paired = sum(pack_rows(b).y.numel() for b in batches)
+    assert real / padded < 0.7 and real / paired > 0.85
 
 
 def test_windows_match_the_seeds_build_dataset():

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from makemore.data import IGNORE, Vocabulary, pack, windows
+from makemore.data import IGNORE, Vocabulary, pack, pack_rows, windows
 from makemore.models import REGISTRY, ModelConfig, build
 from makemore.models.rnn import Recurrent
 
@@ -119,6 +119,20 @@ def test_step_matches_forward(name):
     with torch.no_grad():
         full = model(DATA.x)
         torch.testing.assert_close(stepwise(model, DATA.x), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", [name for name, spec in REGISTRY.items() if spec.cls.batch_unit == "rows"])
+def test_rows_give_each_item_its_own_logits(name):
+    """Items packed several to a row get exactly the logits they get alone, so training on rows
+    is training on the items, with less padding."""
+    model = trained(name)
+    rows = pack_rows(DATA)
+    assert rows.x.shape[0] < len(ITEMS)  # rows do hold two items
+    with torch.no_grad():
+        alone, packed = model(DATA.x), model.forward_rows(rows)
+    for j in range(len(ITEMS)):
+        n = int((DATA.y[j] != IGNORE).sum())
+        torch.testing.assert_close(packed[rows.segment == j], alone[j, :n], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", REGISTRY)

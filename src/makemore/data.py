@@ -184,3 +184,42 @@ class Dataset:
 
     def packed(self, split: str, length: int | None = None) -> Packed:
         return pack(self.vocab, self.splits[split], length)
+
+
+@dataclass
+class Rows:
+    """Several items side by side in each row, for models that can keep them apart (`segment`).
+    x, y as in Packed; pos is each token's position within its own item; segment numbers the
+    items of a batch (-1 on padding), so attention can be confined to one item."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    pos: torch.Tensor
+    segment: torch.Tensor
+
+    def to(self, device) -> "Rows":
+        return Rows(*(t.to(device) for t in (self.x, self.y, self.pos, self.segment)))
+
+
+def pack_rows(packed: Packed) -> Rows:
+    """Lay the items of `packed` two to a row, the longest beside the shortest, the second
+    longest beside the second shortest, and so on; rows are at most twice the longest item.
+    The same characters are predicted from the same contexts as in `packed`, with less padding:
+    of a batch of 64 names, 63 % of the padded tensor is real tokens and 90 % of the paired one."""
+    lengths = (packed.y != IGNORE).sum(1)
+    order = lengths.argsort(descending=True, stable=True)
+    half = (len(order) + 1) // 2
+    first, second = order[:half], order[half:].flip(0)  # second[r] goes after first[r] in row r
+    row, offset = torch.zeros_like(lengths), torch.zeros_like(lengths)
+    row[first], row[second] = torch.arange(half), torch.arange(len(second))
+    offset[second] = lengths[first[: len(second)]]
+    width = int((offset + lengths).max())
+    keep = torch.arange(packed.x.shape[1]) < lengths[:, None]  # (items, T): the real tokens
+    pos = keep.nonzero()[:, 1]  # each real token's position within its item, items in order
+    rows, cols = torch.repeat_interleave(row, lengths), torch.repeat_interleave(offset, lengths) + pos
+    shape = (half, width)
+    x, y = torch.full(shape, BOUNDARY, dtype=torch.long), torch.full(shape, IGNORE, dtype=torch.long)
+    p, s = torch.zeros(shape, dtype=torch.long), torch.full(shape, -1, dtype=torch.long)
+    x[rows, cols], y[rows, cols], p[rows, cols] = packed.x[keep], packed.y[keep], pos
+    s[rows, cols] = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+    return Rows(x, y, p, s)

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from . import __version__, tensorboard
 from .checkpoint import MODEL, STATE, SUMMARY, RunDir, load_state, load_tensors, save_tensors, write_json
 from .api import load_dataset
-from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset, windows
+from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset, Packed, pack_rows, windows
 from .device import pick_device
 from .diagnostics import DEFAULT_INTERVAL, Diagnostics
 from .errors import MakemoreError, RunError
@@ -137,15 +137,19 @@ class TrainResult:
 
 
 class Batches:
-    """Random batches from the packed training split: a row gather, no per-item Python."""
+    """Random batches of training items: a row gather, no per-item Python. "rows" models get
+    the same items two to a row (data.pack_rows) instead of one padded row each."""
 
     def __init__(self, model: CharModel, data: Dataset, cfg: TrainConfig, device: torch.device):
         train = data.packed("train")
-        self.windowed = model.batch_unit == "windows"
-        if self.windowed:
+        self.unit = model.batch_unit
+        if self.unit == "windows":
             self.x, self.y = (t.to(device) for t in windows(train, model.config.block_size))
+        elif self.unit == "rows":
+            self.x, self.y = train.x, train.y  # rows are built on the CPU, then moved
         else:
             self.x, self.y = train.x.to(device), train.y.to(device)
+        if self.unit != "windows":
             self.lengths = (train.y != IGNORE).sum(1)
         self.batch_size = cfg.batch_size
         self.device = device
@@ -153,17 +157,23 @@ class Batches:
 
     def __call__(self):
         idx = torch.randint(0, self.x.shape[0], (self.batch_size,), generator=self.generator)
-        if self.windowed:
+        if self.unit == "windows":
             idx = idx.to(self.device)
             return self.x[idx], self.y[idx]
         T = int(self.lengths[idx].max())  # drop columns that are padding in every row of this batch
+        if self.unit == "rows":
+            rows = pack_rows(Packed(self.x[idx, :T], self.y[idx, :T])).to(self.device)
+            return rows, rows.y
         idx = idx.to(self.device)
         return self.x[idx, :T], self.y[idx, :T]
 
 
-def batch_loss(model: CharModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def batch_loss(model: CharModel, x, y: torch.Tensor) -> torch.Tensor:
+    """Mean NLL of a batch from Batches: `x` is token ids, windows, or Rows, by the model's batch_unit."""
     if model.batch_unit == "windows":
         logits = model.forward_windows(x)
+    elif model.batch_unit == "rows":
+        logits = model.forward_rows(x)
     else:
         logits = model(x, mask=y != IGNORE)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)

@@ -70,22 +70,22 @@ REGISTRY: dict[str, ModelSpec] = {
         LSTM,
         "long short-term memory: a gated memory cell carried from character to character",
         "Hochreiter & Schmidhuber 1997; Graves 2013",
-        {"n_embd": 64, "n_hidden": 256, "n_layer": 1, "dropout": 0.1},
+        {"n_embd": 64, "n_hidden": 384, "n_layer": 1, "dropout": 0.35},
         {"max_steps": 30_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "weight_decay": 0.1},
     ),
     "gru": ModelSpec(
         GRU,
         "gated recurrent unit: a hidden state with reset and update gates",
         "Cho et al. 2014",
-        {"n_embd": 64, "n_hidden": 256, "n_layer": 1, "dropout": 0.0},
-        {"max_steps": 10_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine"},
+        {"n_embd": 64, "n_hidden": 256, "n_layer": 1, "dropout": 0.2},
+        {"max_steps": 30_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "weight_decay": 0.1},
     ),
     "transformer": ModelSpec(
         Transformer,
         "GPT: token and position embeddings, pre-LayerNorm blocks of causal self-attention and a GELU MLP",
         "Vaswani et al. 2017; Radford et al. 2019 (GPT-2)",
         {"n_embd": 64, "n_head": 4, "n_layer": 4, "dropout": 0.1},
-        {"max_steps": 10_000, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3, "lr_schedule": "cosine"},
+        {"max_steps": 20_000, "batch_size": 128, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "warmup_steps": 300},
     ),
 }
 

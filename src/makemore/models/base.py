@@ -46,7 +46,9 @@ class CharModel(nn.Module):
 
     # config fields this model reads (besides vocab_size and max_len); the CLI rejects others
     options: tuple[str, ...] = ()
-    # "items": trained on batches of whole items; "windows": on batches of (context, next char)
+    # "items": trained on batches of whole items, one padded row each; "windows": on batches of
+    # (context, next char); "rows": on whole items two to a row (data.pack_rows), through
+    # forward_rows (a model that can keep the items of one row apart)
     batch_unit = "items"
     # models fitted in closed form (no gradient steps) define fit(packed_train)
     closed_form = False

@@ -54,7 +54,8 @@ class Recurrent(CharModel):
         c = config
         self.fused = fused
         self.wte = nn.Embedding(c.vocab_size, c.n_embd)
-        # dropout acts between layers (nn.RNN's convention) and before the head
+        # dropout on the non-recurrent connections only, as Zaremba et al. 2014: the inputs,
+        # between layers (nn.RNN's own `dropout`) and the outputs
         self.rnn = self.fused_cls(c.n_embd, c.n_hidden, num_layers=c.n_layer, dropout=c.dropout if c.n_layer > 1 else 0.0, batch_first=True)
         self.drop = nn.Dropout(c.dropout)
         self.lm_head = nn.Linear(c.n_hidden, c.vocab_size)
@@ -62,7 +63,7 @@ class Recurrent(CharModel):
             self.lm_head.weight.mul_(0.1)  # start near uniform: first loss ln(V)
 
     def forward(self, idx, mask=None):
-        h, _ = self.run(self.wte(idx), self.start(idx.shape[0]))
+        h, _ = self.run(self.drop(self.wte(idx)), self.start(idx.shape[0]))
         return self.lm_head(self.drop(h))
 
     def start(self, batch_size):

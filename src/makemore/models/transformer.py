@@ -23,15 +23,16 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, cache=None, t=0):
-        """x (B, T, C). With a cache (keys, values of shape (B, nh, max_len+1, hs)), x is the
+    def forward(self, x, cache=None, t=0, mask=None):
+        """x (B, T, C); `mask` (B, 1, T, T), if given, says which keys each query may see
+        (Transformer.forward_rows). With a cache (keys, values of shape (B, nh, max_len+1, hs)), x is the
         token at position t: its key and value are written there and it attends to 0..t."""
         B, T, C = x.shape
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in self.c_attn(x).split(C, dim=2))
         if cache is None:
             # no dropout on the attention weights: on the CPU it forces the unfused kernel and costs
             # a third of a training step; the residual dropout below regularises enough
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
         else:
             keys, values = cache
             keys[:, :, t : t + T] = k
@@ -61,13 +62,14 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache=None, t=0):
-        x = x + self.attn(self.ln_1(x), cache, t)
+    def forward(self, x, cache=None, t=0, mask=None):
+        x = x + self.attn(self.ln_1(x), cache, t, mask)
         return x + self.mlp(self.ln_2(x))
 
 
 class Transformer(CharModel):
     options = ("n_embd", "n_head", "n_layer", "dropout")
+    batch_unit = "rows"  # trained on two items per row, kept apart by the attention mask
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -97,11 +99,22 @@ class Transformer(CharModel):
         T = idx.shape[1]
         if t + T > self.config.max_len + 1:
             raise ValueError(f"{t + T} tokens is more than this model's {self.config.max_len + 1} (its position table)")
-        pos = torch.arange(t, t + T, device=idx.device)
+        return self.decode(idx, torch.arange(t, t + T, device=idx.device), caches, t)
+
+    def decode(self, idx, pos, caches=None, t=0, mask=None):
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for i, block in enumerate(self.h):
-            x = block(x, None if caches is None else caches[i], t)
+            x = block(x, None if caches is None else caches[i], t, mask)
         return self.lm_head(self.ln_f(x))
+
+    def forward_rows(self, rows):
+        """Logits for items packed two to a row (data.pack_rows): each token sees only the earlier tokens of
+        its own item, at its position within that item, so it gets exactly the logits it would
+        get alone in `forward`, with no padding computed."""
+        W = rows.x.shape[1]
+        causal = torch.ones(W, W, dtype=torch.bool, device=rows.x.device).tril()
+        same_item = rows.segment[:, :, None] == rows.segment[:, None, :]
+        return self.decode(rows.x, rows.pos, mask=(same_item & causal)[:, None])
 
     def max_tokens(self):
         return self.config.max_len + 1
