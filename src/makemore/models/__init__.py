@@ -84,7 +84,7 @@ REGISTRY: dict[str, ModelSpec] = {
         Transformer,
         "GPT: token and position embeddings, pre-LayerNorm blocks of causal self-attention and a GELU MLP",
         "Vaswani et al. 2017; Radford et al. 2019 (GPT-2)",
-        {"n_embd": 64, "n_head": 4, "n_layer": 4, "dropout": 0.1},
+        {"n_embd": 64, "n_head": 4, "n_layer": 4, "dropout": 0.2},
         {"max_steps": 20_000, "batch_size": 128, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "warmup_steps": 300},
     ),
 }
