@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from makemore.data import IGNORE, Vocabulary, pack, pack_rows, windows
+from makemore.evaluate import item_nll
 from makemore.models import REGISTRY, ModelConfig, build
 from makemore.models.rnn import Recurrent
 
@@ -206,3 +207,17 @@ def test_readable_cells_match_fused(name):
     torch.testing.assert_close(b_steps, a_steps, atol=1e-5, rtol=1e-5)
     for ga, gb in zip(a_grads, b_grads):
         torch.testing.assert_close(gb, ga, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_item_nll_is_each_items_own_in_data_order(name):
+    """Evaluation batches items shortest first (less padding); each item's NLL still comes back
+    in its own place and equals the NLL of that item scored alone."""
+    model = trained(name)
+    batched = item_nll(model, DATA, batch_items=5)  # several batches, none aligned with the lengths
+    alone = torch.cat([item_nll(model, pack(VOCAB, [item])) for item in ITEMS])
+    torch.testing.assert_close(batched, alone, atol=1e-4, rtol=1e-5)
+    with torch.no_grad():
+        logits = model(DATA.x)
+        direct = F.cross_entropy(logits.flatten(0, 1), DATA.y.flatten(), ignore_index=IGNORE, reduction="none")
+    torch.testing.assert_close(batched, direct.view(DATA.y.shape).sum(1).double(), atol=1e-4, rtol=1e-5)

@@ -31,19 +31,23 @@ class EvalResult:
 
 @torch.inference_mode()
 def item_nll(model: torch.nn.Module, data: Packed, batch_items: int = 2048) -> torch.Tensor:
-    """Summed NLL of each item (all its characters and its end boundary), in eval mode."""
+    """Summed NLL of each item (all its characters and its end boundary), in eval mode, in the
+    order of `data`. Items go through the model shortest first, so each batch is trimmed to its
+    own longest item: a random batch of 2048 names is mostly padding beyond the typical length."""
     was_training = model.training
     model.eval()
     try:
         lengths = (data.y != IGNORE).sum(1)
-        out = []
+        order = torch.argsort(lengths, stable=True)
+        out = torch.empty(len(data), dtype=torch.float64, device=data.y.device)
         for i in range(0, len(data), batch_items):
-            T = int(lengths[i : i + batch_items].max())  # trim padding beyond the longest item here
-            x, y = data.x[i : i + batch_items, :T], data.y[i : i + batch_items, :T]
+            rows = order[i : i + batch_items]
+            T = int(lengths[rows[-1]])
+            x, y = data.x[rows, :T], data.y[rows, :T]
             logits = model(x)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE, reduction="none")
-            out.append(loss.view(y.shape).sum(1).double())
-        return torch.cat(out)
+            out[rows] = loss.view(y.shape).sum(1).double()
+        return out
     finally:
         model.train(was_training)
 
