@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 import makemore
 from makemore.checkpoint import CONFIG, METRICS, MODEL, STATE, SUMMARY
 from makemore.errors import MakemoreError
-from makemore.train import Batches
+from makemore.train import Batches, Trainer, WeightAverage
 
 QUIET = {"quiet": True, "log": lambda msg: None}
 
@@ -57,9 +57,11 @@ def test_save_then_load_gives_identical_logits_and_losses(small_data, tmp_path):
         assert run.evaluate(split).nll == pytest.approx(result.final[split].nll, abs=1e-12)
 
 
-def test_resume_continues_exactly_where_the_checkpoint_left_off(small_data, tmp_path):
-    straight = train_small(small_data, tmp_path / "straight", max_steps=60, lr_schedule="constant")
-    train_small(small_data, tmp_path / "resumed", max_steps=20, lr_schedule="constant")
+@pytest.mark.parametrize("ema", [0.0, 0.9], ids=["last-weights", "weight-average"])
+def test_resume_continues_exactly_where_the_checkpoint_left_off(small_data, tmp_path, ema):
+    # mlp has BatchNorm: the average covers its running statistics and its integer step counter
+    straight = train_small(small_data, tmp_path / "straight", max_steps=60, lr_schedule="constant", ema=ema)
+    train_small(small_data, tmp_path / "resumed", max_steps=20, lr_schedule="constant", ema=ema)
     resumed = makemore.resume(tmp_path / "resumed", max_steps=60, **QUIET)
     assert resumed.steps == 60
     s, r = load_file(straight.run_dir / STATE), load_file(resumed.run_dir / STATE)
@@ -86,6 +88,37 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, mon
     monkeypatch.setattr(Batches, "__call__", original)
     resumed = makemore.resume(result.run_dir, **QUIET)
     assert resumed.steps == 100 and not resumed.interrupted
+
+
+def test_weight_average_is_what_gets_evaluated_and_kept(small_data, tmp_path, monkeypatch):
+    """With --ema the model evaluated and saved is the moving average, not the last weights."""
+    seen = {}
+    original = Trainer.evaluate_now
+
+    def spy(self, lr, chars_per_sec):
+        seen["last"] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        seen["average"] = {k: v.clone() for k, v in self.average.model.state_dict().items()}
+        return original(self, lr, chars_per_sec)
+
+    monkeypatch.setattr(Trainer, "evaluate_now", spy)
+    result = train_small(small_data, tmp_path / "run", max_steps=20, eval_interval=20, ema=0.5)
+    kept = load_file(result.run_dir / MODEL)
+    assert kept.keys() == seen["average"].keys()
+    assert all(torch.equal(kept[k], seen["average"][k]) for k in kept)
+    assert not all(torch.equal(kept[k], seen["last"][k]) for k in kept)
+    assert makemore.load(result.run_dir).evaluate("val").nll == pytest.approx(result.final["val"].nll, abs=1e-12)
+
+
+def test_weight_average_follows_its_decay_schedule():
+    model = torch.nn.Linear(1, 1, bias=False)
+    average = WeightAverage(model, decay=0.9)
+    expected = None
+    for n, value in enumerate([1.0, 2.0, 4.0, 8.0, 16.0, 32.0] * 5):
+        model.weight.data.fill_(value)
+        average.update(model)
+        decay = min(0.9, (1 + n) / (10 + n))  # n: updates before this one
+        expected = value if expected is None else decay * expected + (1 - decay) * value
+        assert average.model.weight.item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_time_budget_stops_training(small_data, tmp_path):

@@ -34,6 +34,7 @@ TRAIN_OPTIONS = [
     ("lr_schedule", ["constant", "step", "cosine"], "step: lr/10 from half way; cosine: down to lr/10"),
     ("weight_decay", float, "AdamW weight decay"),
     ("warmup_steps", int, "linear learning-rate warm-up steps"),
+    ("ema", float, "keep a moving average of the weights with this decay (e.g. 0.999) and evaluate and save it; 0: off"),
     ("eval_interval", int, "steps between exact evaluations and checkpoints"),
     ("diagnostics", bool, "record activation, gradient and update statistics for `makemore plot`"),
     ("diagnostics_interval", int, f"steps between diagnostic records (default {DEFAULT_INTERVAL})"),

@@ -71,7 +71,8 @@ REGISTRY: dict[str, ModelSpec] = {
         "long short-term memory: a gated memory cell carried from character to character",
         "Hochreiter & Schmidhuber 1997; Graves 2013",
         {"n_embd": 64, "n_hidden": 384, "n_layer": 1, "dropout": 0.35},
-        {"max_steps": 30_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "weight_decay": 0.1},
+        {"max_steps": 30_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "weight_decay": 0.1,
+         "ema": 0.9995},
     ),
     "gru": ModelSpec(
         GRU,
