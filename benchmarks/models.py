@@ -42,8 +42,22 @@ REFERENCE = {
 VARIANTS = {"mlp-200k": ("mlp", {"max_steps": 200_000})}
 
 
+def machine_gflops(seconds: float = 2.0) -> float:
+    """Float32 matrix-multiply speed of this machine with the current torch threads, measured
+    before each row, so rows from machines of different speed (or beside other work) can be
+    told apart: what a time budget buys depends on it."""
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    a @ b  # warm up
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        n += 1
+    return round(2 * 512**3 * n / (time.perf_counter() - start) / 1e9, 1)
+
+
 def bench(name: str, data: Path, time_budget: float | None, workdir: Path) -> dict:
     model, options = VARIANTS.get(name, (name, {}))
+    gflops = machine_gflops()
     result = makemore.train(data=str(data), model=model, out=workdir / name, quiet=True, log=print,
                             time_budget=time_budget, **options)
     run = makemore.load(result.run_dir, device="cpu")
@@ -58,6 +72,7 @@ def bench(name: str, data: Path, time_budget: float | None, workdir: Path) -> di
         "train_seconds": round(result.seconds, 1),
         "time_budget": time_budget,
         "torch_threads": torch.get_num_threads(),
+        "machine_gflops": gflops,
         **{f"{s}_nll": round(r.nll, 4) for s, r in result.final.items()},
         "sample_items_per_sec": round(sampling),
         "reference": REFERENCE.get(name, ""),
@@ -65,9 +80,10 @@ def bench(name: str, data: Path, time_budget: float | None, workdir: Path) -> di
 
 
 def markdown(rows: list[dict]) -> str:
-    head = "| model | params | steps | train s | threads | train NLL | val NLL | test NLL | samples/s | reference |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+    head = ("| model | params | steps | train s | threads | GFLOP/s | train NLL | val NLL | test NLL | samples/s | reference |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
     return head + "".join(
-        f"| {r['model']} | {r['params']:,} | {r['steps']:,} | {r['train_seconds']}{' (cap)' if r.get('time_budget') else ''} | {r['torch_threads']} | "
+        f"| {r['model']} | {r['params']:,} | {r['steps']:,} | {r['train_seconds']}{' (cap)' if r.get('time_budget') else ''} | {r['torch_threads']} | {r.get('machine_gflops', '–')} | "
         f"{r['train_nll']:.4f} | {r['val_nll']:.4f} | "
         f"{r['test_nll']:.4f} | {r['sample_items_per_sec']:,} | {r['reference']} |\n"
         for r in rows
