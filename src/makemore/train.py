@@ -175,8 +175,8 @@ class Batches:
 class WeightAverage:
     """An exponential moving average of the weights and buffers (Polyak averaging), kept beside
     the model. Evaluating the average instead of the last weights takes out the noise of the
-    last steps: on names.txt the lstm's val NLL is 0.02 lower half way through a 600-s run and
-    0.005 lower at its end. The decay ramps up as (1 + n) / (10 + n) to `decay`, so short runs
+    last steps: in a 600-s run of the lstm on the built-in names, val NLL was 0.02 lower half way
+    through and 0.0055 lower at the end. The decay ramps up as (1 + n) / (10 + n) to `decay`, so short runs
     are not dominated by the first weights."""
 
     def __init__(self, model: CharModel, decay: float):
