@@ -368,7 +368,7 @@ class Trainer:
         self.step, self.elapsed, self.best_val = meta["step"], meta["elapsed"], meta["best_val"]
         if self.average:
             self.average.averaged.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("average.")})
-            self.average.updates = meta.get("average_updates", 0)
+            self.average.updates = meta["average_updates"]
         self.losses = tensors[STEP_LOSS]
         self.run.truncate_metrics(self.step)
         if self.diagnostics:
