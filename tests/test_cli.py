@@ -129,6 +129,8 @@ def test_bad_data_files(tmp_path, run_cli, kind):
         ["--n-hidden", "-3"],
         ["--block-size", "0"],
         ["--lr", "0"],
+        ["--ema", "1"],
+        ["--ema", "-0.5"],
         ["--time-budget", "0"],
         ["--optimizer", "adam"],
         ["--model", "bigram", "--n-embd", "8"],
