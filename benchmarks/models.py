@@ -39,7 +39,7 @@ REFERENCE = {
     "transformer": "test ~1.92 (makemore README)",
 }
 # rows that train a registry model with other settings: label -> (model, options)
-VARIANTS = {"mlp-200k": ("mlp", {"max_steps": 200_000})}
+VARIANTS = {"mlp-200k": ("mlp", {"max_steps": 200_000}), "lstm-no-ema": ("lstm", {"ema": 0.0})}
 
 
 def machine_gflops(seconds: float = 2.0) -> float:
