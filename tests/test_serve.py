@@ -81,7 +81,8 @@ def test_page_is_one_self_contained_file(client):
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     page = r.text
-    assert "<script src" not in page and "<link" not in page and "@import" not in page
+    assert "<script src" not in page and "@import" not in page and "url(" not in page
+    assert re.findall(r'<link [^>]*href="([^:"]*):', page) == ["data"]  # the icon is inline
     # the only URL in it is SVG's namespace name, which is never fetched
     assert set(re.findall(r"https?://[^\s\"'`)]+", page)) == {"http://www.w3.org/2000/svg"}
     for id_ in ("model", "n", "temperature", "top_k", "top_p", "prefix", "novel", "seed", "results", "text", "strip", "chart"):
