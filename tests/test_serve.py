@@ -181,6 +181,7 @@ BAD = [
     ("/api/score", {"texts": [""]}, 422, "cannot score '': an item needs at least one character"),
     ("/api/score", {"texts": ["emma", "  "]}, 422, "an item needs at least one character"),
     ("/api/score", {"texts": ["Emma!"]}, 422, "'Emma!' has characters the model never saw in training ('E', '!')"),
+    ("/api/score", {"texts": ["em\nma"]}, 422, "'em\\nma' has characters the model never saw in training ('\\n')"),
     ("/api/score", {"texts": ["a" * 50]}, 422, "an item has 50 characters; this model takes items of at most"),
     ("/api/score", {"texts": ["emma"], "top": 0}, 422, "top must be between 1 and 10 (got 0)"),
     ("/api/score", {"texts": ["emma"], "top": 11}, 422, "top must be between 1 and 10 (got 11)"),
@@ -206,6 +207,11 @@ def test_malformed_json_is_a_400(client):
     assert_json_error(r, 400, "the request body is not valid JSON")
     r = client.post("/api/score", content=b"\xff\xfe", headers={"Content-Type": "application/json"})
     assert_json_error(r, 400, "not valid JSON")
+
+
+def test_a_lone_surrogate_is_named_not_crashed_on(client):
+    r = client.post("/api/score", content=b'{"texts": ["a\\ud800"]}', headers={"Content-Type": "application/json"})
+    assert_json_error(r, 422, "has characters the model never saw in training ('\\ud800')")
 
 
 def test_a_body_that_is_not_json_says_to_send_json(client):
