@@ -142,6 +142,17 @@ def test_score_without_explanation(client):
     assert list(scores[0]) == ["text", "nll", "nll_per_char", "chars"]
 
 
+def test_a_run_whose_data_is_gone_serves_everything_but_novel(tmp_path):
+    data = tmp_path / "gone.txt"
+    data.write_text("\n".join(resolve_data("names").read_text(encoding="utf-8").splitlines()[:100]) + "\n", encoding="utf-8")
+    makemore.train(data=str(data), model="bigram", out=tmp_path / "run", quiet=True, log=lambda m: None)
+    data.unlink()
+    client = TestClient(create_app({"run": makemore.load(tmp_path / "run", device="cpu")}))
+    assert client.get("/api/models").json()["models"][0]["novel"] is False
+    assert len(post(client, "/api/sample", {"n": 4}).json()["items"]) == 4
+    assert_json_error(post(client, "/api/sample", {"n": 4, "novel": True}), 422, "model 'run' cannot check novelty: the data it was trained on (gone.txt) is missing or has changed; ask without novel")
+
+
 # ---- bad input: a 4xx with {"error": "one line"}, worded as the CLI words it ----
 
 BAD = [

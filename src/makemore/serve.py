@@ -147,8 +147,9 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
     for name, run in runs.items():
         try:
             run.training_items()
-        except MakemoreError as e:
-            novel_error[name] = f"model {name!r} cannot check novelty: {e}"
+        except MakemoreError:  # the data file is gone or changed
+            novel_error[name] = (f"model {name!r} cannot check novelty: the data it was trained on "
+                                 f"({cards[name]['data']['source']}) is missing or has changed; ask without novel")
     workers = anyio.CapacityLimiter(limits.workers)
     big_lane = anyio.CapacityLimiter(max(1, limits.workers - 1))
 
