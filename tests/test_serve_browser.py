@@ -32,12 +32,13 @@ from makemore.serve import create_app, listen, url  # noqa: E402
 def find_chromium() -> str | None:
     given = os.environ.get("MAKEMORE_CHROMIUM")
     if given:
-        return given
+        return given if Path(given).is_file() else None
     return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (apt-get install chromium, or set MAKEMORE_CHROMIUM)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=f"no Chromium at {os.environ['MAKEMORE_CHROMIUM']}" if os.environ.get("MAKEMORE_CHROMIUM")
+                                else "no Chromium found: apt-get install chromium, or set MAKEMORE_CHROMIUM to the browser")
 
 
 @pytest.fixture(scope="module")
@@ -195,13 +196,15 @@ def test_phone_width(browser, server, run):
     context.close()
 
 
-def test_screenshot_for_the_readme(page):
-    target = os.environ.get("MAKEMORE_SCREENSHOT")
-    if not target:
-        pytest.skip("set MAKEMORE_SCREENSHOT=docs/img/serve.png to save the page as the README's picture")
+def test_screenshot_for_the_readme(page, tmp_path):
+    """The whole page after a generate and a score, as the README shows it (saved there only when
+    MAKEMORE_SCREENSHOT names the file)."""
     page.fill("#temperature", "0.8")
     generate(page, 12, seed=7)
     page.fill("#text", "emmeline")
     page.click("#score-btn")
     expect(page.locator("#strip .cell")).to_have_count(9)
-    page.screenshot(path=target, full_page=True)
+    png = page.screenshot(path=tmp_path / "serve.png", full_page=True)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1200  # PNG width: the viewport's
+    if os.environ.get("MAKEMORE_SCREENSHOT"):
+        Path(os.environ["MAKEMORE_SCREENSHOT"]).write_bytes(png)
