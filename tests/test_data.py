@@ -48,7 +48,7 @@ def test_builtin_dataset_is_shipped_and_readable():
 
 def test_vocabulary_reserves_index_0_for_the_boundary_even_when_data_has_dots():
     vocab = Vocabulary.from_items(["a.b", "ba"])
-    assert vocab.chars == [".", "a", "b"] and len(vocab) == 4
+    assert vocab.alphabet == [".", "a", "b"] and len(vocab) == 4
     assert vocab.encode("a.b") == [2, 1, 3] and BOUNDARY not in vocab.encode("a.b")
     assert vocab.decode([2, 1, 3, BOUNDARY]) == "a.b"
     with pytest.raises(DataError, match="'z'"):

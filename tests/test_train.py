@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 import makemore
 from makemore.checkpoint import CONFIG, METRICS, MODEL, STATE, SUMMARY
 from makemore.errors import MakemoreError
-from makemore.train import Batches, Trainer, WeightAverage
+from makemore.data import WindowBatches
+from makemore.trainer import Trainer, WeightAverage
 
 QUIET = {"quiet": True, "log": lambda msg: None}
 
@@ -72,7 +73,7 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(small_data, tmp_
 
 def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = Batches.__call__
+    original = WindowBatches.__call__  # train_small trains an mlp
 
     def interrupt_at_step_30(self):
         calls["n"] += 1
@@ -80,12 +81,12 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, mon
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(Batches, "__call__", interrupt_at_step_30)
+    monkeypatch.setattr(WindowBatches, "__call__", interrupt_at_step_30)
     result = train_small(small_data, tmp_path / "run", max_steps=100, eval_interval=10)
     assert result.interrupted and result.steps == 29
     run = makemore.load(result.run_dir)
     assert run.evaluate("val").nll == pytest.approx(result.final["val"].nll, abs=1e-12)
-    monkeypatch.setattr(Batches, "__call__", original)
+    monkeypatch.setattr(WindowBatches, "__call__", original)
     resumed = makemore.resume(result.run_dir, **QUIET)
     assert resumed.steps == 100 and not resumed.interrupted
 
@@ -93,14 +94,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, mon
 def test_weight_average_is_what_gets_evaluated_and_kept(small_data, tmp_path, monkeypatch):
     """With --ema the model evaluated and saved is the moving average, not the last weights."""
     seen = {}
-    original = Trainer.evaluate_now
+    original = Trainer.evaluate
 
     def spy(self, lr, chars_per_sec):
         seen["last"] = {k: v.clone() for k, v in self.model.state_dict().items()}
         seen["average"] = {k: v.clone() for k, v in self.average.model.state_dict().items()}
         return original(self, lr, chars_per_sec)
 
-    monkeypatch.setattr(Trainer, "evaluate_now", spy)
+    monkeypatch.setattr(Trainer, "evaluate", spy)
     result = train_small(small_data, tmp_path / "run", max_steps=20, eval_interval=20, ema=0.5)
     kept = load_file(result.run_dir / MODEL)
     assert kept.keys() == seen["average"].keys()

@@ -4,6 +4,6 @@ __version__ = "0.1.0"
 
 from .api import Run, load  # noqa: E402
 from .errors import MakemoreError  # noqa: E402
-from .train import resume, train  # noqa: E402
+from .trainer import resume, train  # noqa: E402
 
 __all__ = ["train", "resume", "load", "Run", "MakemoreError", "__version__"]

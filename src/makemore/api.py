@@ -1,4 +1,4 @@
-"""The Python API: `makemore.train(...)` and `makemore.load(run_dir)`."""
+"""The Python API for trained runs: `makemore.load(run_dir)` (training is `makemore.train`, in trainer.py)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import RunDir
-from .data import SPLIT_NAMES, Dataset, Vocabulary
+from .checkpoint import RunDir, run_dataset
+from .data import SPLIT_NAMES, Vocabulary
 from .device import pick_device
-from .errors import DataError, MakemoreError, RunError
+from .errors import MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
 from .models import ModelConfig, build
 from .sample import Score, check_sampling, generate, score
 
 SAMPLE_CHUNK = 4096  # items generated at once; bounds memory for large -n
-
-
-def load_dataset(cfg: dict, data: str | None = None) -> Dataset:
-    """The run's data (or `data` instead), split as in training, encoded with the run's vocabulary."""
-    source = data or cfg["data"]["source"]
-    try:
-        dataset = Dataset.load(source, cfg["data"]["split_seed"], vocab=Vocabulary(cfg["vocab"]))
-    except DataError as e:
-        if data is None:
-            raise DataError(f"cannot read the run's training data ({e}); pass the data with --data PATH") from None
-        raise
-    if data is None and dataset.fingerprint != cfg["data"]["fingerprint"]:
-        raise RunError(f"the training data at {source} has changed since this run was trained; pass the original file with --data PATH")
-    return dataset
 
 
 class Run:
@@ -55,7 +41,9 @@ class Run:
     def training_items(self) -> set[str]:
         """Every item of the run's data file (all splits): what `novel` samples must avoid."""
         if self._training_items is None:
-            self._training_items = set(load_dataset(self.config).items)
+            source = self.config["data"]["source"]
+            advice = f"put the original file back at {source}, or sample without --novel"
+            self._training_items = set(run_dataset(self.config, advice=advice).items)
         return self._training_items
 
     def sample(self, n: int = 10, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
@@ -88,7 +76,7 @@ class Run:
     def evaluate(self, split: str = "val", data: str | None = None) -> EvalResult:
         if split not in SPLIT_NAMES:
             raise MakemoreError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_NAMES)}")
-        dataset = load_dataset(self.config, data)
+        dataset = run_dataset(self.config, data)
         return evaluate(self.model, dataset.packed(split, self.model.max_tokens()).to(self.model.device), split)
 
 

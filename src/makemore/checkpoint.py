@@ -2,7 +2,7 @@
 
     config.json        model name and config, training config, vocabulary, data source and split
     model.safetensors  weights of the best model so far (lowest val NLL)
-    state.safetensors  last checkpoint for --resume: weights, optimiser, random state, step
+    state.safetensors  last checkpoint for --resume: weights, optimiser, random state, progress
     metrics.jsonl      one JSON object per evaluation
     diagnostics.jsonl  with --diagnostics: activation, gradient and update statistics (diagnostics.py)
     summary.json       final train/val/test NLL, written when training ends
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from .errors import RunError
+from .data import Dataset, Vocabulary
+from .errors import DataError, MakemoreError, RunError
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
@@ -30,6 +32,9 @@ STATE = "state.safetensors"
 METRICS = "metrics.jsonl"
 DIAGNOSTICS = "diagnostics.jsonl"
 SUMMARY = "summary.json"
+TENSORBOARD = "tensorboard"  # a folder, with --tensorboard
+WRITTEN = (CONFIG, MODEL, STATE, METRICS, DIAGNOSTICS, SUMMARY, TENSORBOARD)  # all that a run writes
+STEP_LOSS = "train.step_loss"  # in STATE: the training loss of every step, for `makemore plot --kind loss`
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -79,6 +84,36 @@ class RunDir:
 
     def exists(self) -> bool:
         return self.file(CONFIG).exists()
+
+    def started(self) -> bool:
+        """Whether training has written anything beyond config.json (a run killed before its first
+        checkpoint has not, and may simply be started again)."""
+        return any(self.file(name).exists() for name in WRITTEN if name != CONFIG)
+
+    def check_new(self, force: bool) -> None:
+        """Refuse to start a run over an existing one unless `force`; never over a folder of other things."""
+        if not self.path.exists() and not self.path.is_symlink():
+            return
+        if not self.path.is_dir():
+            raise MakemoreError(f"{self.path} exists and is not a folder; choose another --out")
+        if not any(self.path.iterdir()) or (self.exists() and not self.started()):
+            return  # empty, or a run that never reached its first checkpoint
+        if not self.exists():
+            raise MakemoreError(f"{self.path} exists and is not a makemore run directory; refusing to write into it, choose another --out")
+        if not force:
+            raise MakemoreError(f"{self.path} already exists; pass --resume {self.path} to continue it, --force to replace it, or another --out")
+
+    def create(self, config: dict) -> None:
+        """Make the run directory with its config.json, first removing what an earlier run wrote there
+        (only that: a file of the user's kept in the folder stays)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for name in WRITTEN:
+            target = self.file(name)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+        self.write_config(config)
 
     def read_config(self) -> dict:
         if not self.path.exists():
@@ -136,6 +171,21 @@ class RunDir:
 
     def rewrite_records(self, name: str, records: list[dict]) -> None:
         atomic_write(self.file(name), "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
+
+
+def run_dataset(config: dict, data: str | None = None, advice: str = "pass the original file with --data PATH") -> Dataset:
+    """A run's data (or `data` instead), split as in training, encoded with the run's vocabulary.
+    `advice` says how the caller's user can point at the data when it has moved or changed."""
+    source = data or config["data"]["source"]
+    try:
+        dataset = Dataset.load(source, config["data"]["split_seed"], vocab=Vocabulary(config["vocab"]))
+    except DataError as e:
+        if data is None:
+            raise DataError(f"cannot read the run's training data ({e}); {advice}") from None
+        raise
+    if data is None and dataset.fingerprint != config["data"]["fingerprint"]:
+        raise RunError(f"the training data at {source} has changed since this run was trained; {advice}")
+    return dataset
 
 
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:

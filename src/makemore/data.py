@@ -14,9 +14,11 @@ import random
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
+from .config import DEFAULT_SPLIT_SEED
 from .errors import DataError
 
 BOUNDARY = 0
@@ -67,16 +69,16 @@ def fingerprint(items: list[str]) -> str:
 class Vocabulary:
     """Sorted data characters at 1.., the reserved boundary token at 0."""
 
-    def __init__(self, chars: list[str]):
-        self.chars = list(chars)
-        self.stoi = {ch: i + 1 for i, ch in enumerate(self.chars)}
+    def __init__(self, alphabet: list[str]):
+        self.alphabet = list(alphabet)  # the data's characters, sorted; token i is alphabet[i - 1]
+        self.stoi = {ch: i + 1 for i, ch in enumerate(self.alphabet)}
 
     @classmethod
     def from_items(cls, items: list[str]) -> "Vocabulary":
         return cls(sorted(set("".join(items))))
 
     def __len__(self) -> int:
-        return len(self.chars) + 1
+        return len(self.alphabet) + 1
 
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` the vocabulary does not have, in order of first appearance."""
@@ -91,13 +93,13 @@ class Vocabulary:
 
     def decode(self, ids) -> str:
         """Characters for ids; the boundary token is dropped."""
-        return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
+        return "".join(self.alphabet[i - 1] for i in ids if i != BOUNDARY)
 
     def shown(self, i: int) -> str:
-        return BOUNDARY_SHOWN if i == BOUNDARY else self.chars[i - 1]
+        return BOUNDARY_SHOWN if i == BOUNDARY else self.alphabet[i - 1]
 
 
-def split_items(items: list[str], seed: int = 42) -> dict[str, list[str]]:
+def split_items(items: list[str], seed: int = DEFAULT_SPLIT_SEED) -> dict[str, list[str]]:
     """The seeds' split: random.seed(seed); random.shuffle(words); 80 % / 10 % / 10 %."""
     if len(items) < MIN_ITEMS:
         raise DataError(f"the data has {len(items)} items; a train/val/test split needs at least {MIN_ITEMS}")
@@ -168,7 +170,7 @@ class Dataset:
     split_seed: int
 
     @classmethod
-    def load(cls, spec: str | None, split_seed: int = 42, vocab: Vocabulary | None = None) -> "Dataset":
+    def load(cls, spec: str | None, split_seed: int = DEFAULT_SPLIT_SEED, vocab: Vocabulary | None = None) -> "Dataset":
         path = resolve_data(spec)
         items = read_items(path)
         vocab = vocab or Vocabulary.from_items(items)
@@ -223,3 +225,65 @@ def pack_rows(packed: Packed) -> Rows:
     x[rows, cols], y[rows, cols], p[rows, cols] = packed.x[keep], packed.y[keep], pos
     s[rows, cols] = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
     return Rows(x, y, p, s)
+
+
+# ---- training batches: a random row gather from a split packed once, no per-item Python -------
+
+
+class Batch(NamedTuple):
+    x: torch.Tensor  # inputs: token ids, or contexts of token ids
+    y: torch.Tensor  # targets, IGNORE at padding
+
+
+class ItemBatches:
+    """Random whole items, one row each, trimmed to the longest item of the batch."""
+
+    def __init__(self, train: Packed, batch_size: int, generator: torch.Generator, device):
+        self.x, self.y = self.place(train, device)
+        self.lengths = (train.y != IGNORE).sum(1)
+        self.batch_size, self.generator, self.device = batch_size, generator, device
+
+    def place(self, train: Packed, device) -> tuple[torch.Tensor, torch.Tensor]:
+        return train.x.to(device), train.y.to(device)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __call__(self):
+        return self.take(torch.randint(0, len(self), (self.batch_size,), generator=self.generator))
+
+    def take(self, idx: torch.Tensor) -> Batch:
+        """The batch of items `idx`, without the columns that are padding in every one of them."""
+        T = int(self.lengths[idx].max())
+        idx = idx.to(self.device)
+        return Batch(self.x[idx, :T], self.y[idx, :T])
+
+
+class RowBatches(ItemBatches):
+    """The same random items as ItemBatches, laid two to a row by pack_rows: less padding."""
+
+    def place(self, train: Packed, device):
+        return train.x, train.y  # rows are built on the CPU, then moved
+
+    def take(self, idx: torch.Tensor) -> Rows:
+        T = int(self.lengths[idx].max())
+        return pack_rows(Packed(self.x[idx, :T], self.y[idx, :T])).to(self.device)
+
+
+class WindowBatches:
+    """Random (context of `block_size` tokens, next character) pairs, as the seeds train the MLP:
+    the batch size counts characters, not items."""
+
+    def __init__(self, train: Packed, block_size: int, batch_size: int, generator: torch.Generator, device):
+        self.x, self.y = (t.to(device) for t in windows(train, block_size))
+        self.batch_size, self.generator, self.device = batch_size, generator, device
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __call__(self) -> Batch:
+        return self.take(torch.randint(0, len(self), (self.batch_size,), generator=self.generator))
+
+    def take(self, idx: torch.Tensor) -> Batch:
+        idx = idx.to(self.device)
+        return Batch(self.x[idx], self.y[idx])
