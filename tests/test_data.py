@@ -121,4 +121,9 @@ def test_names_split_sizes(names_path):
     ds = Dataset.load(str(names_path))
     assert len(ds.items) == 32033 and len(ds.vocab) == 27
     assert [ds.packed(s).chars for s in ("train", "val", "test")] == [182625, 22655, 22866]
-    assert isinstance(ds.packed("train").x, torch.Tensor)
+    words = names_path.read_text().splitlines()
+    random.seed(42)  # the seeds' own split, by their own code
+    random.shuffle(words)
+    assert ds.splits["train"][:5] == words[:5] and ds.splits["test"][-5:] == words[-5:]
+    train = ds.packed("train")
+    assert train.x.shape == (25626, max(map(len, words[:25626])) + 1) and train.x.dtype == torch.long

@@ -123,7 +123,7 @@ def test_weight_average_follows_its_decay_schedule():
 
 
 def test_time_budget_stops_training(small_data, tmp_path):
-    result = train_small(small_data, tmp_path / "run", max_steps=10**9, time_budget=1.0)
+    result = train_small(small_data, tmp_path / "run", max_steps=10**9, time_budget=0.3)
     assert 0 < result.steps < 10**9 and result.seconds < 30
 
 
@@ -159,3 +159,43 @@ def test_force_never_deletes_a_folder_that_is_not_a_run(small_data, tmp_path):
     with pytest.raises(MakemoreError, match="not a makemore run"):
         train_small(small_data, folder, force=True)
     assert (folder / "thesis.tex").read_text() == "precious"
+
+
+def test_force_replaces_only_what_a_run_wrote(small_data, tmp_path):
+    train_small(small_data, tmp_path / "run")
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    data_inside = tmp_path / "run" / "small.txt"
+    data_inside.write_bytes(small_data.read_bytes())
+    result = train_small(data_inside, tmp_path / "run", force=True, max_steps=20)
+    assert result.steps == 20 and (tmp_path / "run" / "notes.txt").read_text() == "mine" and data_inside.exists()
+    assert [json.loads(line)["step"] for line in (tmp_path / "run" / METRICS).read_text().splitlines()] == [20]
+
+
+def test_force_through_a_symlinked_run_directory(small_data, tmp_path):
+    train_small(small_data, tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    assert train_small(small_data, tmp_path / "link", force=True, max_steps=20).steps == 20
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "real" / MODEL).exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_simply_be_started_again(small_data, tmp_path):
+    train_small(small_data, tmp_path / "run")
+    for path in (tmp_path / "run").iterdir():
+        if path.name != CONFIG:
+            path.unlink()
+    assert train_small(small_data, tmp_path / "run").steps == 40  # no --force needed
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_readable_recurrent_cells_train_and_diagnostics_see_their_nonlinearities(small_data, tmp_path, name):
+    result = train_small(small_data, tmp_path / name, model=name, fused=False, diagnostics=True, diagnostics_interval=10,
+                         n_embd=8, n_hidden=16, n_layer=2, max_steps=20, eval_interval=10)
+    config = json.loads((result.run_dir / CONFIG).read_text())
+    assert config["model_config"]["fused"] is False
+    assert makemore.load(result.run_dir).model.fused is False
+    records = [json.loads(line) for line in (result.run_dir / "diagnostics.jsonl").read_text().splitlines()]
+    seen = {layer["name"] for layer in records[0]["layers"]}
+    expected = {"rnn": {"cells.0 tanh", "cells.1 tanh"},
+                "lstm": {"cells.0 tanh", "cells.0 sigmoid", "cells.1 tanh", "cells.1 sigmoid"},
+                "gru": {"cells.0 tanh", "cells.0 sigmoid", "cells.1 tanh", "cells.1 sigmoid"}}[name]
+    assert seen == expected
