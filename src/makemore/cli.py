@@ -12,6 +12,7 @@ from .errors import MakemoreError
 from .lrfind import SWEEP_OPTIONS
 from .plot import KINDS
 
+UNSET = "an option not given takes the model's default (see `makemore models --json`)"
 RUN_SETTINGS = ("data", "model", "out", "force")  # what a resumed run keeps from its own config.json
 
 class Parser(argparse.ArgumentParser):
@@ -24,12 +25,23 @@ class Parser(argparse.ArgumentParser):
 def add_options(p: argparse.ArgumentParser, options: dict) -> None:
     """A flag per declared option (config.py); unset flags stay None, so the model's defaults apply."""
     for name, opt in options.items():
+        text = opt.spec.help + default_shown(name, opt.default)
         if opt.kind is bool:
-            p.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None, help=opt.spec.help)
+            p.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None, help=text)
         elif opt.spec.choices:
-            p.add_argument(flag(name), choices=opt.spec.choices, default=None, help=opt.spec.help)
+            p.add_argument(flag(name), choices=opt.spec.choices, default=None, help=text)
         else:
-            p.add_argument(flag(name), type=opt.kind, default=None, metavar="N" if opt.kind is int else "F", help=opt.spec.help)
+            p.add_argument(flag(name), type=opt.kind, default=None, metavar="N" if opt.kind is int else "F", help=text)
+
+
+def default_shown(name: str, default) -> str:
+    """' (default X)' when every model has the same default; else the model's own applies (`makemore models`)."""
+    from .models import REGISTRY
+
+    if default is None or isinstance(default, bool):
+        return ""
+    same = all(getattr(spec.train if name in TRAIN_OPTIONS else spec.config, name) == default for spec in REGISTRY.values())
+    return f" (default {default})" if same else ""
 
 
 def build_parser() -> Parser:
@@ -45,8 +57,8 @@ def build_parser() -> Parser:
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--samples", type=int, default=10, metavar="N", help="items to show when training ends")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_options(p.add_argument_group("training"), TRAIN_OPTIONS)
-    add_options(p.add_argument_group("model"), MODEL_OPTIONS)
+    add_options(p.add_argument_group("training", UNSET), TRAIN_OPTIONS)
+    add_options(p.add_argument_group("model", UNSET), MODEL_OPTIONS)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="exact NLL of a run over a whole split")
@@ -208,7 +220,8 @@ def cmd_lr_find(args) -> int:
 def cmd_models(args) -> int:
     from .models import REGISTRY, default_params
 
-    rows = [{"name": name, "description": spec.description, "reference": spec.reference, "params": default_params(name)}
+    rows = [{"name": name, "description": spec.description, "reference": spec.reference, "params": default_params(name),
+             "options": {k: getattr(spec.config, k) for k in spec.cls.options}, "train": spec.train.to_dict()}
             for name, spec in REGISTRY.items()]
     if args.json:
         print(json.dumps(rows))

@@ -30,8 +30,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from .checkpoint import DIAGNOSTICS, RunDir
+from .config import DEFAULT_INTERVAL
 
-DEFAULT_INTERVAL = 100  # steps between records: keeps the cost within 25 % (benchmarks/diagnostics_overhead.py)
 ACTIVATIONS = ("tanh", "sigmoid", "gelu", "relu")
 SATURATED = 0.97  # |tanh| above this counts as saturated, as in the lecture
 BINS = 50

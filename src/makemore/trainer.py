@@ -153,17 +153,17 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
     resumable (max_steps, time_budget): a run continues as it was configured."""
     changes = resume_changes({k: v for k, v in changes.items() if v is not None})
     run = RunDir(run_path)
-    config = run.read_config()
+    saved = run.read_config()  # config.json, as a dict
     if not run.file(STATE).exists():
         raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run")
-    dataset = run_dataset(config)
-    tc = replace(TrainConfig.from_dict(config["train_config"]), **changes)
+    dataset = run_dataset(saved)
+    tc = replace(TrainConfig.from_dict(saved["train_config"]), **changes)
     if tc.tensorboard:
         tensorboard.require()
-    config["train_config"] = tc.to_dict()
+    saved["train_config"] = tc.to_dict()
     dev = pick_device(device)
-    net = build(config["model"], ModelConfig.from_dict(config["model_config"])).to(dev)
-    run.write_config(config)
+    net = build(saved["model"], ModelConfig.from_dict(saved["model_config"])).to(dev)
+    run.write_config(saved)
     return Trainer(run, net, dataset, tc, dev, quiet, log).fit(resume=True)
 
 
