@@ -94,7 +94,7 @@ def test_overfits_small_batch(name):
         first = loss(model.train(), SMALL).item()
     # bigram models cannot memorise, only reach the bigram entropy of the batch
     target = 0.8 * first if "bigram" in name else 0.5 * first
-    assert train(model, SMALL, steps=300) < target
+    assert train(model, SMALL, steps=100) < target  # all reach 0.11 of the first loss (bigram-nn 0.61)
 
 
 @pytest.mark.parametrize("name", [n for n, spec in REGISTRY.items() if spec.cls.batches is CharModel.batches])

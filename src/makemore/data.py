@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -168,6 +168,7 @@ class Dataset:
     vocab: Vocabulary
     splits: dict[str, list[str]]
     split_seed: int
+    _packed: dict = field(default_factory=dict, repr=False)  # (split, length) -> Packed: each split is packed once
 
     @classmethod
     def load(cls, spec: str | None, split_seed: int = DEFAULT_SPLIT_SEED, vocab: Vocabulary | None = None) -> "Dataset":
@@ -185,7 +186,10 @@ class Dataset:
         return max(len(item) for item in self.items)
 
     def packed(self, split: str, length: int | None = None) -> Packed:
-        return pack(self.vocab, self.splits[split], length)
+        """The split as tensors, packed on first use; callers move or index it, never change it in place."""
+        if (split, length) not in self._packed:
+            self._packed[split, length] = pack(self.vocab, self.splits[split], length)
+        return self._packed[split, length]
 
 
 @dataclass
