@@ -93,3 +93,33 @@ def test_resume_may_change_only_what_is_declared_resumable(small_data, tmp_path)
 
 def test_ints_are_accepted_for_float_options_and_recorded_as_floats():
     assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda run: run.score("emma"), "texts must be a list of strings, not one string"),
+        (lambda run: run.score([1, 2]), "texts must be a list of strings"),
+        (lambda run: run.sample(2.5), "n must be a whole number (got 2.5)"),
+        (lambda run: run.sample(0), "n must be at least 1 (got 0)"),
+        (lambda run: run.sample(3, temperature=1e-40), "temperature must be at least 1e-06"),
+        (lambda run: run.sample(3, top_p=0), "top_p must be > 0"),
+        (lambda run: run.sample(3, seed="7"), "seed must be a whole number"),
+        (lambda run: run.sample(3, prefix=5), "prefix must be text (got 5)"),
+        (lambda run: run.sample(3, novel="yes"), "novel must be True or False"),
+        (lambda run: run.sample(3, max_draws=0), "max_draws must be a whole number of at least 1"),
+    ],
+)
+def test_a_loaded_run_checks_its_arguments(small_data, tmp_path, call, message):
+    makemore.train(data=str(small_data), model="bigram", out=tmp_path / "run", **QUIET)
+    with pytest.raises(MakemoreError) as caught:
+        call(makemore.load(tmp_path / "run"))
+    assert message in str(caught.value)
+
+
+def test_sampling_options_are_declared_once_too(small_data, tmp_path, run_cli):
+    makemore.train(data=str(small_data), model="bigram", out=tmp_path / "run", **QUIET)
+    status, _, err = run_cli("sample", tmp_path / "run", "--temperature", "1e-40")
+    assert status == 2 and err.strip() == "makemore: error: --temperature must be at least 1e-06 (got 1e-40)"
+    status, _, err = run_cli("sample", tmp_path / "run", "-n", "0")
+    assert status == 2 and err.strip() == "makemore: error: -n must be at least 1 (got 0)"

@@ -1,6 +1,7 @@
 """Training runs: determinism, the run directory, resume, Ctrl-C."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -199,3 +200,61 @@ def test_readable_recurrent_cells_train_and_diagnostics_see_their_nonlinearities
                 "lstm": {"cells.0 tanh", "cells.0 sigmoid", "cells.1 tanh", "cells.1 sigmoid"},
                 "gru": {"cells.0 tanh", "cells.0 sigmoid", "cells.1 tanh", "cells.1 sigmoid"}}[name]
     assert seen == expected
+
+
+def test_divergence_stops_training_keeps_the_best_finite_model_and_says_what_to_try(small_data, tmp_path, monkeypatch):
+    """A loss that turns NaN at step 25 is caught at the next look (step 30): the model kept is
+    the best from before it, the checkpoint stays the finite one of step 20, and the error says
+    what to try."""
+    from makemore.errors import Diverged
+    from makemore.models.mlp import MLP
+
+    calls = {"n": 0}
+    original = MLP.loss
+
+    def nan_from_step_25(self, batch):
+        calls["n"] += 1
+        loss = original(self, batch)
+        return loss * float("nan") if calls["n"] > 25 else loss
+
+    monkeypatch.setattr(MLP, "loss", nan_from_step_25)
+    with pytest.raises(Diverged, match=r"diverged at step 30 .* is kept in .*; try a lower --lr than 0.1") as caught:
+        train_small(small_data, tmp_path / "run", max_steps=100, eval_interval=10, optimizer="sgd", lr=0.1)
+    assert caught.value.exit_code == 3
+    metrics = [json.loads(line) for line in (tmp_path / "run" / METRICS).read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [10, 20]
+    summary = json.loads((tmp_path / "run" / SUMMARY).read_text())
+    assert summary["diverged"] and summary["val"]["nll"] == pytest.approx(min(m["val_loss"] for m in metrics), abs=1e-9)
+    state = load_file(tmp_path / "run" / STATE)
+    assert len(state["train.step_loss"]) == 20 and torch.isfinite(state["train.step_loss"]).all()
+    monkeypatch.setattr(MLP, "loss", original)
+    assert makemore.resume(tmp_path / "run", **QUIET).steps == 100  # the finite checkpoint goes on
+
+
+def test_a_model_that_diverged_at_once_keeps_nothing_and_says_so(small_data, tmp_path, run_cli):
+    status, out, err = run_cli("train", "--data", small_data, "--out", tmp_path / "run", "--model", "bigram-nn",
+                               "--lr", "1e30", "--max-steps", "20", "--eval-interval", "10", "--quiet")
+    assert status == 3 and len(err.strip().splitlines()) == 1 and "before any model was worth keeping" in err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [CONFIG]
+
+
+def test_damaged_weights_give_a_clear_error_when_sampling_and_inf_perplexity_when_scoring(small_data, tmp_path, run_cli):
+    from safetensors.torch import save_file
+
+    train_small(small_data, tmp_path / "run", max_steps=10)
+    weights = load_file(tmp_path / "run" / MODEL)
+    save_file({k: v * float("inf") if v.is_floating_point() else v for k, v in weights.items()}, tmp_path / "run" / MODEL)
+    status, out, err = run_cli("sample", tmp_path / "run", "-n", "3")
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "not finite" in err and "Traceback" not in err
+    status, out, err = run_cli("score", tmp_path / "run", "emma", "--json")
+    assert status == 0, err
+    status, out, err = run_cli("eval", tmp_path / "run", "--json")
+    assert status == 0, err
+
+
+def test_a_bigram_without_smoothing_has_infinite_val_nll_and_that_is_a_result():
+    from makemore.evaluate import EvalResult
+
+    r = EvalResult.from_total("val", 1e6, 10, 2)
+    assert r.nll == 1e5 and r.perplexity == float("inf")
+    assert math.isnan(EvalResult.from_total("val", float("nan"), 10, 2).perplexity)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import astuple
 from pathlib import Path
 
 import torch
@@ -13,7 +14,8 @@ from .device import pick_device
 from .errors import MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
 from .models import ModelConfig, build
-from .sample import Score, check_sampling, generate, score
+from .config import SampleConfig
+from .sample import Score, generate, score
 
 SAMPLE_CHUNK = 4096  # items generated at once; bounds memory for large -n
 
@@ -50,9 +52,9 @@ class Run:
                top_p: float | None = None, prefix: str = "", novel: bool = False, max_draws: int | None = None) -> list[str]:
         """`n` items. With `novel`, only distinct items not in the data; raises if `max_draws`
         (default max(1000, 50 n)) samples do not hold enough of them."""
-        if n < 1:
-            raise MakemoreError(f"-n must be at least 1 (got {n})")
-        check_sampling(temperature, top_k, top_p)
+        n, seed, temperature, top_k, top_p, prefix, novel = astuple(SampleConfig(n, seed, temperature, top_k, top_p, prefix, novel))
+        if max_draws is not None and (isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1):
+            raise MakemoreError(f"max_draws must be a whole number of at least 1 (got {max_draws!r})")
         device = self.model.device
         g = torch.Generator(device=device).manual_seed(random.randrange(2**63) if seed is None else seed)
         draw = lambda k: generate(self.model, self.vocab, k, self.model_config.max_len, g, temperature, top_k, top_p, prefix)  # noqa: E731
@@ -71,6 +73,10 @@ class Run:
         return list(found)
 
     def score(self, texts: list[str]) -> list[Score]:
+        if isinstance(texts, str):
+            raise MakemoreError("texts must be a list of strings, not one string: pass [text] to score one item")
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise MakemoreError(f"texts must be a list of strings (got {type(texts).__name__})")
         return score(self.model, self.vocab, list(texts))
 
     def evaluate(self, split: str = "val", data: str | None = None) -> EvalResult:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .config import MODEL_OPTIONS, TRAIN_OPTIONS, OptionError, flag
+from .config import MODEL_OPTIONS, SAMPLE_OPTIONS, TRAIN_OPTIONS, OptionError, flag
 from .device import DEVICES
 from .errors import MakemoreError
 from .lrfind import SWEEP_OPTIONS
@@ -26,20 +26,22 @@ def add_options(p: argparse.ArgumentParser, options: dict) -> None:
     """A flag per declared option (config.py); unset flags stay None, so the model's defaults apply."""
     for name, opt in options.items():
         text = opt.spec.help + default_shown(name, opt.default)
+        flags = [opt.spec.short] if opt.spec.short else [flag(name)]
         if opt.kind is bool:
-            p.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None, help=text)
+            p.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif opt.spec.choices:
-            p.add_argument(flag(name), choices=opt.spec.choices, default=None, help=text)
+            p.add_argument(*flags, choices=opt.spec.choices, default=None, help=text)
         else:
-            p.add_argument(flag(name), type=opt.kind, default=None, metavar="N" if opt.kind is int else "F", help=text)
+            metavar = {int: "N", float: "F", str: "TEXT"}[opt.kind]
+            p.add_argument(*flags, dest=name, type=opt.kind, default=None, metavar=metavar, help=text)
 
 
 def default_shown(name: str, default) -> str:
     """' (default X)' when every model has the same default; else the model's own applies (`makemore models`)."""
     from .models import REGISTRY
 
-    if default is None or isinstance(default, bool):
-        return ""
+    if default is None or isinstance(default, bool) or name not in (*TRAIN_OPTIONS, *MODEL_OPTIONS):
+        return f" (default {default})" if isinstance(default, (int, float)) and not isinstance(default, bool) else ""
     same = all(getattr(spec.train if name in TRAIN_OPTIONS else spec.config, name) == default for spec in REGISTRY.values())
     return f" (default {default})" if same else ""
 
@@ -71,13 +73,7 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("sample", help="generate new items from a run")
     p.add_argument("run")
-    p.add_argument("-n", type=int, default=10, help="how many items (default 10)")
-    p.add_argument("--seed", type=int, default=None, help="same seed, same items (default: random)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--prefix", default="", help="continue items that start with this text")
-    p.add_argument("--novel", action="store_true", help="only distinct items not in the training data")
+    add_options(p, SAMPLE_OPTIONS)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sample)
@@ -174,7 +170,7 @@ def cmd_sample(args) -> int:
     run = load(args.run, device=args.device)
     status = 0
     try:
-        items = run.sample(args.n, args.seed, args.temperature, args.top_k, args.top_p, args.prefix, args.novel)
+        items = run.sample(**options_given(args, SAMPLE_OPTIONS))
     except NotEnoughNovel as e:
         items, status = e.found, e.exit_code
         print(f"makemore: {e}", file=sys.stderr)

@@ -32,6 +32,7 @@ class Spec:
     above: bool = False  # the value must be strictly greater than `low`
     choices: tuple[str, ...] | None = None
     resumable: bool = False  # `resume` may change it
+    short: str | None = None  # a one-letter flag beside the long one, e.g. -n
 
 
 def option(default, help: str, **spec) -> typing.Any:
@@ -55,6 +56,10 @@ class OptionError(MakemoreError):
 
 
 def flag(name: str) -> str:
+    """How the command line spells an option: its one-letter flag if it has one, else --name-with-dashes."""
+    for table in (TRAIN_OPTIONS, MODEL_OPTIONS, SAMPLE_OPTIONS):
+        if name in table and table[name].spec.short:
+            return table[name].spec.short
     return "--" + name.replace("_", "-")
 
 
@@ -77,8 +82,10 @@ class Option:
                 raise OptionError.bad_value(self.name, f"must be True or False (got {value!r})")
             return value
         if self.kind is str:
-            if not isinstance(value, str) or (self.spec.choices and value not in self.spec.choices):
-                raise OptionError.bad_value(self.name, f"must be one of: {', '.join(self.spec.choices or ())} (got {value!r})")
+            if self.spec.choices and value not in self.spec.choices:
+                raise OptionError.bad_value(self.name, f"must be one of: {', '.join(self.spec.choices)} (got {value!r})")
+            if not isinstance(value, str):
+                raise OptionError.bad_value(self.name, f"must be text (got {value!r})")
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else int):
             raise OptionError.bad_value(self.name, f"must be {'a number' if self.kind is float else 'a whole number'} (got {value!r})")
@@ -196,8 +203,24 @@ class TrainConfig(Config):
         return self.eval_interval or max(1, min(2000, self.max_steps // 20))
 
 
+@dataclass(frozen=True)
+class SampleConfig(Config):
+    """How `sample` draws items from a trained model."""
+
+    n: int = option(10, "how many items", low=1, high=10**7, short="-n")
+    seed: int | None = option(None, "same seed, same items (default: random)", low=0, high=MAX_SEED)
+    # below about 1e-30, logits / temperature overflows float32 and the probabilities become NaN
+    temperature: float = option(1.0, "below 1: safer, more typical items; above 1: wilder ones", low=1e-6, high=1e6)
+    top_k: int | None = option(None, "draw only from the k most likely next characters", low=1, high=10**6)
+    top_p: float | None = option(None, "draw only from the most likely characters that hold this much probability",
+                                 low=0.0, above=True, high=1.0)
+    prefix: str = option("", "continue items that start with this text")
+    novel: bool = option(False, "only distinct items not in the training data")
+
+
 MODEL_OPTIONS = options_of(ModelConfig)
 TRAIN_OPTIONS = options_of(TrainConfig)
+SAMPLE_OPTIONS = options_of(SampleConfig)
 RESUMABLE = tuple(name for name, opt in TRAIN_OPTIONS.items() if opt.spec.resumable)
 
 

@@ -12,15 +12,6 @@ from .evaluate import item_nll
 from .models import CharModel
 
 
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not temperature > 0:
-        raise MakemoreError(f"--temperature must be > 0 (got {temperature}); 1.0 samples the model as trained")
-    if top_k is not None and top_k < 1:
-        raise MakemoreError(f"--top-k must be at least 1 (got {top_k})")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise MakemoreError(f"--top-p must be in (0, 1] (got {top_p})")
-
-
 def next_token_probs(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.shape[-1]:
@@ -65,6 +56,9 @@ def generate(
         done = torch.zeros(n, dtype=torch.bool, device=device)
         for t in range(out.shape[1]):
             probs = next_token_probs(logits, temperature, top_k, top_p)
+            if not bool(torch.isfinite(probs).all()):
+                raise MakemoreError("the model gives probabilities that are not finite numbers (were its weights damaged, "
+                                    "or did training diverge?); retrain it, with a lower --lr if it diverged")
             token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
             token = token.masked_fill(done, BOUNDARY)
             out[:, t] = token

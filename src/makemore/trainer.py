@@ -26,9 +26,11 @@ from .config import DEFAULT_SPLIT_SEED, MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, 
 from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset
 from .device import pick_device
 from .diagnostics import DEFAULT_INTERVAL, Diagnostics
-from .errors import MakemoreError, RunError
+from .errors import Diverged, MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
 from .models import DEFAULT_MODEL, CharModel, build, get_spec
+
+DIVERGENCE_CHECK = 10  # steps between looks at whether the loss is still finite (one device sync each)
 
 
 def learning_rate(tc: TrainConfig, step: int, progress: float) -> float:
@@ -218,6 +220,7 @@ class Trainer:
         self.state = TrainState()
         self.pending: list[torch.Tensor] = []  # losses since the last checkpoint, still on the device
         self.last_checkpoint: int | None = None  # the step of the last evaluation and checkpoint
+        self.finite = torch.ones((), dtype=torch.bool, device=device)  # every loss since the last look was finite
         self.diagnostics = Diagnostics(model, run, tc.diagnostics_interval or DEFAULT_INTERVAL) if tc.diagnostics else None
         self.average = WeightAverage(model, tc.ema) if tc.ema else None
         self.board = None
@@ -244,12 +247,26 @@ class Trainer:
             except KeyboardInterrupt:
                 interrupted = True
                 self.log(f"interrupted at step {self.state.step}; the best model so far is kept in {self.run.path}")
+            except Diverged as e:
+                raise self.diverged(str(e)) from None
         return self.finish(interrupted)
+
+    def diverged(self, what: str) -> Diverged:
+        """Keep the best finite model (never the diverged one) and say what happened and what to try.
+        The last checkpoint, from before the divergence, stays as it was."""
+        if self.board:
+            self.board.close()
+        advice = f"try a lower --lr than {self.tc.lr:g}" + (" or a longer --warmup-steps" if self.tc.optimizer == "adamw" else "")
+        if not self.run.file(MODEL).exists():
+            return Diverged(f"training diverged at step {self.state.step} ({what}) before any model was worth keeping; {advice}")
+        self.finish(interrupted=False, diverged=True)
+        return Diverged(f"training diverged at step {self.state.step} ({what}); the best model before it, val NLL "
+                        f"{self.state.best_val:.4g}, is kept in {self.run.path}; {advice}")
 
     def fit_closed_form(self) -> None:
         self.board = tensorboard.Board(self.run.path, 0) if self.tc.tensorboard else None
         self.model.fit(self.data.packed("train").to(self.device))
-        self.evaluate(lr=0.0, chars_per_sec=0.0)
+        self.keep(self.evaluate(lr=0.0, chars_per_sec=0.0))  # with no smoothing an unseen pair makes the NLL inf: a result, not a failure
 
     def loop(self) -> None:
         """Train until max_steps or the time budget, evaluating and checkpointing every eval_every steps."""
@@ -273,7 +290,10 @@ class Trainer:
                 if self.average:
                     self.average.update(model)
                 self.pending.append(loss.detach())
+                self.finite &= torch.isfinite(loss.detach())
                 state.step += 1
+                if state.step % DIVERGENCE_CHECK == 0 and not self.finite:
+                    raise Diverged("the training loss is no longer a finite number")
                 bar.update(1)
                 chars += (batch.y != IGNORE).sum()  # a tensor: read back only every 50 steps, no per-step GPU sync
                 if state.step % 50 == 0 or state.step == tc.max_steps:
@@ -314,19 +334,30 @@ class Trainer:
         for split, packed in self.eval_sets.items():
             record[f"{split}_loss"] = evaluate(self.kept, packed, split).nll
         record.update({"lr": lr, "chars_per_sec": round(chars_per_sec, 1), "elapsed": round(self.state.elapsed, 3)})
+        return record
+
+    def keep(self, record: dict) -> None:
+        """Append an evaluation to metrics.jsonl; save the kept model if its val NLL is the best yet."""
         self.run.append_metrics(record)
         if self.board:
             self.board.evaluation(record)
         if record["val_loss"] < self.state.best_val:
             self.state.best_val = record["val_loss"]
             self.run.save_model(self.kept)
-        return record
 
     def checkpoint(self, lr: float, throughput: float) -> None:
+        """Evaluate, keep the model if it is the best, and save the state --resume starts from;
+        a diverged model is never checkpointed, so the last checkpoint stays a finite one."""
+        if not self.finite:
+            raise Diverged("the training loss is no longer a finite number")
+        record = self.evaluate(lr, throughput)
+        for split in self.eval_sets:
+            if not math.isfinite(record[f"{split}_loss"]):
+                raise Diverged(f"the {split} NLL is {record[f'{split}_loss']}")
         self.keep_step_losses()
         if self.diagnostics:
             self.diagnostics.flush()
-        self.evaluate(lr, throughput)
+        self.keep(record)
         self.save_checkpoint()
         self.last_checkpoint = self.state.step
 
@@ -375,7 +406,7 @@ class Trainer:
         if self.diagnostics:
             self.diagnostics.truncate(self.state.step)
 
-    def finish(self, interrupted: bool) -> TrainResult:
+    def finish(self, interrupted: bool, diverged: bool = False) -> TrainResult:
         """Reload the best model by val NLL, evaluate it on every split, write summary.json."""
         if self.board:
             self.board.close()
@@ -384,5 +415,5 @@ class Trainer:
         self.run.load_weights(self.model)
         final = {s: evaluate(self.model, self.data.packed(s).to(self.device), s) for s in SPLIT_NAMES}
         write_json(self.run.file(SUMMARY), {"step": self.state.step, "seconds": round(self.state.elapsed, 2), "interrupted": interrupted,
-                                            **{s: r.to_dict() for s, r in final.items()}})
+                                            "diverged": diverged, **{s: r.to_dict() for s, r in final.items()}})
         return TrainResult(self.run.path, self.state.step, self.state.elapsed, final, interrupted)
