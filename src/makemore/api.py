@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import RunDir
-from .data import SPLIT_NAMES, Dataset, Vocabulary
+from .checkpoint import CONFIG, RESTORE, RunDir
+from .data import MAX_ITEM_CHARS, SPLIT_NAMES, Dataset, Vocabulary
 from .device import pick_device
 from .errors import DataError, MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
@@ -18,17 +18,22 @@ from .sample import Score, check_sampling, generate, score
 SAMPLE_CHUNK = 4096  # items generated at once; bounds memory for large -n
 
 
-def load_dataset(cfg: dict, data: str | None = None) -> Dataset:
-    """The run's data (or `data` instead), split as in training, encoded with the run's vocabulary."""
+def load_dataset(cfg: dict, data: str | None = None, data_option: bool = True) -> Dataset:
+    """The run's data (or `data` instead), split as in training, encoded with the run's vocabulary.
+    `data_option`: whether the caller has a --data option to suggest when the run's data is gone
+    (eval has; sample --novel has not, so it asks for the file back where it was)."""
     source = data or cfg["data"]["source"]
+    limit = max(MAX_ITEM_CHARS, cfg["model_config"]["max_len"])  # the run's own items passed its limit
     try:
-        dataset = Dataset.load(source, cfg["data"]["split_seed"], vocab=Vocabulary(cfg["vocab"]))
+        dataset = Dataset.load(source, cfg["data"]["split_seed"], vocab=Vocabulary(cfg["vocab"]), max_item_chars=limit)
     except DataError as e:
-        if data is None:
-            raise DataError(f"cannot read the run's training data ({e}); pass the data with --data PATH") from None
+        if data is None:  # the reason without the reader's advice, which is for a --data option
+            todo = "pass the data with --data PATH" if data_option else f"put the original file back at {source}"
+            raise DataError(f"cannot read the run's training data ({str(e).split('; ')[0]}); {todo}") from None
         raise
     if data is None and dataset.fingerprint != cfg["data"]["fingerprint"]:
-        raise RunError(f"the training data at {source} has changed since this run was trained; pass the original file with --data PATH")
+        todo = "pass the original file with --data PATH" if data_option else f"put the original file back at {source}"
+        raise RunError(f"the training data at {source} has changed since this run was trained; {todo}")
     return dataset
 
 
@@ -41,9 +46,12 @@ class Run:
         self.vocab = Vocabulary(self.config["vocab"])
         self.model_config = ModelConfig.from_dict(self.config["model_config"])
         try:
-            self.model = build(self.config["model"], self.model_config)
-        except MakemoreError:
-            raise RunError(f"{self.dir.path} holds a model this version of makemore does not know ({self.config['model']!r})") from None
+            with torch.device("meta"):  # shapes only: a config.json that describes a huge model allocates nothing
+                skeleton = build(self.config["model"], self.model_config)
+        except MakemoreError as e:  # read_config knows the model; its settings do not fit together
+            raise RunError(f"{self.dir.file(CONFIG)} is damaged: its model settings do not fit together ({e}); {RESTORE}") from None
+        self.dir.check_weights(skeleton)
+        self.model = build(self.config["model"], self.model_config)
         self.dir.load_weights(self.model)
         self.model.to(pick_device(device)).eval()
         self._training_items: set[str] | None = None
@@ -55,7 +63,7 @@ class Run:
     def training_items(self) -> set[str]:
         """Every item of the run's data file (all splits): what `novel` samples must avoid."""
         if self._training_items is None:
-            self._training_items = set(load_dataset(self.config).items)
+            self._training_items = set(load_dataset(self.config, data_option=False).items)
         return self._training_items
 
     def sample(self, n: int = 10, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
