@@ -41,10 +41,18 @@ def quiet_while_importing() -> None:
     Does nothing when makemore is imported as a library: its caller owns the signals."""
     if running_as_command():
         for signum in EXIT_STATUS:
-            try:
-                signal.signal(signum, quit_quietly)
-            except (ValueError, OSError):  # not the main thread, or a platform without the signal
-                pass
+            replace(signum, quit_quietly)
+
+
+def replace(signum: int, handler):
+    """Install `handler` and return the one before, unless the signal is ignored: a process started
+    with SIGINT ignored (a background job of a script) or SIGTERM ignored keeps ignoring it."""
+    try:
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            return None
+        return signal.signal(signum, handler)
+    except (ValueError, OSError):  # not the main thread, or a platform without the signal
+        return None
 
 
 received: int | None = None  # the last signal stop_on_signals turned into an exception
@@ -63,18 +71,13 @@ def stop_on_signals():
     The handlers in place before are put back afterwards (tests call cli.main in-process)."""
     global received
     received = None
-    previous = {}
-    handlers = {signum: raise_interrupt for signum in EXIT_STATUS}
-    for signum, handler in handlers.items():
-        try:
-            previous[signum] = signal.signal(signum, handler)
-        except (ValueError, OSError):
-            pass
+    previous = {signum: replace(signum, raise_interrupt) for signum in EXIT_STATUS}
     try:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def exit_status(interrupt: KeyboardInterrupt | None = None) -> int:
