@@ -128,6 +128,7 @@ def test_damaged_config_is_named_in_one_line(run, run_cli, change, says):
     (b'{"model": "mlp", "vocab": \xff}', "not UTF-8"),
     (b"{" * 50_000, "not JSON"),  # nested too deep for the parser: a RecursionError before
     (b'{"model": "mlp"', "not JSON"),
+    (b" " * (16 << 20) + b"{}", "larger than 16 MB"),
 ])
 def test_config_that_is_not_a_json_object(run, run_cli, content, says):
     (run / CONFIG).write_bytes(content)
