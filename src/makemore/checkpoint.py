@@ -36,6 +36,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import RunError
+from .models import REGISTRY, ModelConfig
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
@@ -89,7 +90,8 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | 
 
 
 def missing(path: Path) -> RunError:
-    return RunError(f"{path} is missing; the run directory is incomplete (was training stopped before its first checkpoint?)")
+    return RunError(f"{path} is missing: the run directory is incomplete (was training stopped before its first "
+                    f"checkpoint?); {RESTORE}")
 
 
 def one_line(e: BaseException) -> str:
@@ -254,8 +256,6 @@ def check_fields(section: dict, cls, where: str, path: Path, required: tuple[str
 def check_config(cfg, path: Path) -> None:
     """Every key of config.json that makemore reads has the type and range it needs, and the
     vocabulary agrees with the model's size: a damaged or foreign file is one clear RunError."""
-    from .models import REGISTRY, ModelConfig  # models import nothing from here
-
     if not isinstance(cfg, dict):
         raise damaged(path, f"it holds a JSON {json_type(cfg)}, not an object")
     for key, kind in (("model", str), ("model_config", dict), ("vocab", list), ("train_config", dict), ("data", dict)):
@@ -291,12 +291,9 @@ def check_config(cfg, path: Path) -> None:
         raise damaged(path, f'"vocab" has {len(vocab)} characters but "model_config" says the model has '
                             f'{mc["vocab_size"]} tokens (the characters and the boundary); the two disagree')
 
-    try:
-        from .train import TrainConfig  # lazily: train imports this module
-    except ImportError:  # pragma: no cover - only if the trainer moves; then the types go unchecked
-        TrainConfig = None
-    if TrainConfig is not None:
-        check_fields(cfg["train_config"], TrainConfig, '"train_config"', path, known_only=True)
+    from .train import TrainConfig  # here, not at the top: train imports this module
+
+    check_fields(cfg["train_config"], TrainConfig, '"train_config"', path, known_only=True)
 
     data = cfg["data"]
     for key, kind in (("source", str), ("fingerprint", str), ("split_seed", int)):
