@@ -20,7 +20,7 @@ import torch
 
 import makemore
 from makemore.checkpoint import (CONFIG, LOCK, METRICS, MODEL, STATE, SUMMARY, RunDir, atomic_write, load_tensors,
-                                 restore_optimizer, save_tensors)
+                                 read_state, restore_optimizer, save_tensors)
 from makemore.data import MAX_ITEM_CHARS, Dataset, Vocabulary, fingerprint, read_items, resolve_data
 from makemore.errors import DataError, RunError
 from makemore.models import ModelConfig, build
@@ -260,6 +260,22 @@ def test_optimiser_state_of_another_optimiser_is_refused(tmp_path):
         restore_optimizer(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), wrong, meta, tmp_path / STATE)
     with pytest.raises(RunError, match='"step"'):
         restore_optimizer(again, tensors, {**meta, "step": "1"}, tmp_path / STATE)
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda t, m: t.pop("rng.torch"), "has no rng.torch"),
+    (lambda t, m: t.update({"rng.batches": t["rng.batches"].float()}), "rng.batches is a 1-d float32 tensor, not a 1-d uint8"),
+    (lambda t, m: m.update(step="20"), '"step" is "20"'),
+    (lambda t, m: m.pop("best_val"), 'has no "best_val"'),
+    (lambda t, m: m.update(param_groups=None), "no optimiser settings"),
+])
+def test_damaged_training_state_is_named(run, damage, says):
+    tensors, meta = read_state(run / STATE)  # a good one reads
+    damage(tensors, meta)
+    save_tensors(run / STATE, tensors, meta)
+    with pytest.raises(RunError, match="state.safetensors is damaged") as e:
+        read_state(run / STATE)
+    assert says in str(e.value)
 
 
 # ---- 4. concurrent writers and readers ----------------------------------------------------------

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import makemore
-from makemore.checkpoint import CONFIG, METRICS, MODEL, STATE, RunDir, load_tensors
+from makemore.checkpoint import CONFIG, METRICS, MODEL, STATE, RunDir, read_state
 from makemore.data import fingerprint, read_items, resolve_data
 from makemore.errors import DataError, MakemoreError
 
@@ -216,7 +216,7 @@ def test_truncated_or_garbled_weights_load_or_are_one_run_error(trained, data, n
         load_and_use(run)
     else:
         try:
-            load_tensors(run / name)
+            read_state(run / name)
         except MakemoreError as e:
             assert_one_line(e)
             event("refused")

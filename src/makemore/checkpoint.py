@@ -531,6 +531,8 @@ def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source:
 
 
 STATE_NUMBERS = {"step": (int,), "elapsed": (int, float), "best_val": (int, float), "average_updates": (int,)}
+# tensors of state.safetensors that --resume reads besides the model's, the optimiser's and the average's
+STATE_TENSORS = {"rng.batches": (torch.uint8, 1), "rng.torch": (torch.uint8, 1), "train.step_loss": (torch.float32, 1)}
 
 
 def check_state_meta(meta, source: Path) -> dict:
@@ -546,6 +548,23 @@ def check_state_meta(meta, source: Path) -> dict:
     if not isinstance(meta.get("param_groups"), list) or not isinstance(meta.get("optim_scalars"), dict):
         raise damaged(source, "its training state has no optimiser settings")
     return meta
+
+
+def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and metadata of state.safetensors, checked for what --resume reads: the
+    metadata's numbers and optimiser settings, and the random states and step losses. (The
+    model's, the optimiser's and the average's tensors are checked as they are loaded:
+    load_state, restore_optimizer.)"""
+    tensors, meta = load_tensors(path)
+    check_state_meta(meta, path)
+    for name, (dtype, dims) in STATE_TENSORS.items():
+        t = tensors.get(name)
+        if t is None:
+            raise damaged(path, f"its training state has no {name}")
+        if t.dtype != dtype or t.dim() != dims:
+            raise damaged(path, f"its {name} is a {t.dim()}-d {str(t.dtype).replace('torch.', '')} tensor, "
+                                f"not a {dims}-d {str(dtype).replace('torch.', '')} one")
+    return tensors, meta
 
 
 def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict, source: Path) -> None:
