@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import RunDir, run_dataset
+from .checkpoint import CONFIG, RESTORE, RunDir, run_dataset
 from .data import SPLIT_NAMES, Vocabulary
 from .device import pick_device
 from .errors import MakemoreError, RunError
@@ -29,9 +29,12 @@ class Run:
         self.vocab = Vocabulary(self.config["vocab"])
         self.model_config = ModelConfig.from_dict(self.config["model_config"])
         try:
-            self.model = build(self.config["model"], self.model_config)
-        except MakemoreError:
-            raise RunError(f"{self.dir.path} holds a model this version of makemore does not know ({self.config['model']!r})") from None
+            with torch.device("meta"):  # shapes only: a config.json that describes a huge model allocates nothing
+                skeleton = build(self.config["model"], self.model_config)
+        except MakemoreError as e:  # read_config knows the model; its settings do not fit together
+            raise RunError(f"{self.dir.file(CONFIG)} is damaged: its model settings do not fit together ({e}); {RESTORE}") from None
+        self.dir.check_weights(skeleton)
+        self.model = build(self.config["model"], self.model_config)
         self.dir.load_weights(self.model)
         self.model.to(pick_device(device)).eval()
         self._training_items: set[str] | None = None

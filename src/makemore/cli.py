@@ -11,6 +11,7 @@ from .device import DEVICES
 from .errors import MakemoreError
 from .lrfind import SWEEP_OPTIONS
 from .plot import KINDS
+from .signals import Terminated, exit_status, stop_on_signals
 
 UNSET = "an option not given takes the model's default (see `makemore models --json`)"
 RUN_SETTINGS = ("data", "model", "out", "force")  # what a resumed run keeps from its own config.json
@@ -229,15 +230,17 @@ def cmd_models(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except MakemoreError as e:
-        print(f"makemore: error: {e.for_cli() if isinstance(e, OptionError) else e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("makemore: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
-        return 0
+    with stop_on_signals():
+        try:
+            args = build_parser().parse_args(argv)
+            status = args.func(args)
+            return exit_status() if status == 130 else status  # 130: the trainer stopped on Ctrl-C or SIGTERM
+        except MakemoreError as e:
+            print(f"makemore: error: {e.for_cli() if isinstance(e, OptionError) else e}", file=sys.stderr)
+            return e.exit_code
+        except KeyboardInterrupt as e:
+            print("makemore: terminated" if isinstance(e, Terminated) else "makemore: interrupted", file=sys.stderr)
+            return exit_status(e)
+        except BrokenPipeError:  # output piped into `head` and the like
+            sys.stderr.close()
+            return 0

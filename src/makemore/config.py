@@ -18,6 +18,7 @@ from .errors import MakemoreError
 
 DEFAULT_SPLIT_SEED = 42  # the seeds' random.seed(42) before shuffling the words
 MAX_SEED = 2**64 - 1  # the largest seed torch.manual_seed takes
+MAX_ITEM_CHARS = 1000  # default longest item: every item of a split is padded to the longest one
 DEFAULT_INTERVAL = 100  # steps between diagnostics records: keeps their cost small (benchmarks/diagnostics_overhead.py)
 MAX_PARAMS = 2 * 10**9  # a model past this would not fit in memory here, nor train in any time we mean
 
@@ -188,6 +189,8 @@ class TrainConfig(Config):
                                        low=1, high=10**9)
     seed: int = option(1337, "random seed for init and batches", low=0, high=MAX_SEED)
     split_seed: int = option(DEFAULT_SPLIT_SEED, "seed of the train/val/test shuffle", low=0, high=MAX_SEED)
+    max_item_length: int = option(MAX_ITEM_CHARS, "refuse data with a longer item (each item is padded to the longest)",
+                                  low=1, high=10**6)
     diagnostics: bool = option(False, "record activation, gradient and update statistics for `makemore plot`")
     diagnostics_interval: int | None = option(None, f"steps between diagnostic records (default {DEFAULT_INTERVAL})", low=1, high=10**9)
     tensorboard: bool = option(False, "also log losses and learning rate to RUN/tensorboard (needs makemore[tensorboard])")

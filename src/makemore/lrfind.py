@@ -17,16 +17,15 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .config import DEFAULT_SPLIT_SEED, MODEL_OPTIONS, TRAIN_OPTIONS, unknown_option
-from .data import Dataset
+from .config import MODEL_OPTIONS, unknown_option
 from .device import pick_device
 from .errors import MakemoreError
 from .models import build, get_spec
-from .trainer import make_optimizer, resolve_configs
+from .trainer import load_data, make_optimizer, resolve_configs
 
 BACK_OFF = 3  # suggest the rate of the lowest smoothed loss divided by this
 DIVERGED = 4.0  # stop once the smoothed loss is this many times its best: the rest of the sweep says nothing
-SWEEP_OPTIONS = ("batch_size", "optimizer", "weight_decay", "seed", "split_seed")  # the training options a sweep reads
+SWEEP_OPTIONS = ("batch_size", "optimizer", "weight_decay", "seed", "split_seed", "max_item_length")  # the training options a sweep reads
 
 
 @dataclass
@@ -55,8 +54,7 @@ def lr_find(data: str | None = None, model: str | None = None, steps: int = 1000
     for key in options:
         if key not in MODEL_OPTIONS and key not in SWEEP_OPTIONS:
             raise unknown_option(key, [*SWEEP_OPTIONS, *MODEL_OPTIONS])
-    split_seed = options.get("split_seed")
-    dataset = Dataset.load(data, DEFAULT_SPLIT_SEED if split_seed is None else TRAIN_OPTIONS["split_seed"].check(split_seed))
+    dataset = load_data(data, options)
     name, config, tc = resolve_configs(model, dataset, options)
     if get_spec(name).cls.closed_form:
         raise MakemoreError(f"{name} is fitted by counting: it has no learning rate to search")

@@ -39,7 +39,7 @@ def generate(
     top_p: float | None = None,
     prefix: str = "",
 ) -> list[str]:
-    """`n` items at once; each is cut at `max_len` characters if the model never ends it."""
+    """`n` items at once, none empty; each is cut at `max_len` characters if the model never ends it."""
     prefix_ids = vocab.encode(prefix)
     if len(prefix_ids) >= max_len:
         raise MakemoreError(f"--prefix has {len(prefix_ids)} characters; this model makes items of at most {max_len}")
@@ -55,6 +55,11 @@ def generate(
         out = torch.full((n, max_len - len(prefix_ids)), BOUNDARY, dtype=torch.long, device=device)
         done = torch.zeros(n, dtype=torch.bool, device=device)
         for t in range(out.shape[1]):
+            if t == 0 and not prefix_ids:
+                # the data has no empty item, so an item never ends before its first character: the
+                # boundary is ruled out there (the other characters keep their relative odds)
+                logits = logits.clone()
+                logits[:, BOUNDARY] = float("-inf")
             probs = next_token_probs(logits, temperature, top_k, top_p)
             if not bool(torch.isfinite(probs).all()):
                 raise MakemoreError("the model gives probabilities that are not finite numbers (were its weights damaged, "

@@ -21,8 +21,9 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from . import __version__, tensorboard
-from .checkpoint import MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, load_tensors, run_dataset, save_tensors, write_json
-from .config import DEFAULT_SPLIT_SEED, MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
+from .checkpoint import (MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, read_state, restore_optimizer, run_dataset,
+                         save_tensors, write_json)
+from .config import MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
 from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset
 from .device import pick_device
 from .diagnostics import DEFAULT_INTERVAL, Diagnostics
@@ -132,9 +133,7 @@ def train(
     An unknown option, a value of the wrong type or out of range raises MakemoreError, before
     anything is written.
     """
-    split_options(options)  # a typo fails before the data is read
-    split_seed = options.get("split_seed")
-    dataset = Dataset.load(data, DEFAULT_SPLIT_SEED if split_seed is None else TRAIN_OPTIONS["split_seed"].check(split_seed))
+    dataset = load_data(data, options)
     name, config, tc = resolve_configs(model, dataset, options)
     if tc.tensorboard:
         tensorboard.require()
@@ -146,8 +145,19 @@ def train(
     torch.manual_seed(tc.seed)
     net = build(name, config).to(dev)
     # the run directory appears only once everything above has been checked
-    run.create(run_config(name, config, tc, dataset, data_source(data, dataset), net.num_params()))
-    return Trainer(run, net, dataset, tc, dev, quiet, log).fit()
+    run.path.mkdir(parents=True, exist_ok=True)
+    with run.lock():
+        run.check_new(force)  # again, holding the lock: another process may have started here meanwhile
+        run.create(run_config(name, config, tc, dataset, data_source(data, dataset), net.num_params()))
+        return Trainer(run, net, dataset, tc, dev, quiet, log).fit()
+
+
+def load_data(data: str | None, options: dict) -> Dataset:
+    """Read and split the data with the options that shape it, checked before the file is read."""
+    split_options(options)  # a typo fails before the data is read
+    shape = {name: options.get(name) for name in ("split_seed", "max_item_length")}
+    shape = {name: TRAIN_OPTIONS[name].default if v is None else TRAIN_OPTIONS[name].check(v) for name, v in shape.items()}
+    return Dataset.load(data, shape["split_seed"], max_item_chars=shape["max_item_length"])
 
 
 def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=print, **changes) -> TrainResult:
@@ -155,18 +165,20 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
     resumable (max_steps, time_budget): a run continues as it was configured."""
     changes = resume_changes({k: v for k, v in changes.items() if v is not None})
     run = RunDir(run_path)
-    saved = run.read_config()  # config.json, as a dict
-    if not run.file(STATE).exists():
-        raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run")
-    dataset = run_dataset(saved)
-    tc = replace(TrainConfig.from_dict(saved["train_config"]), **changes)
-    if tc.tensorboard:
-        tensorboard.require()
-    saved["train_config"] = tc.to_dict()
-    dev = pick_device(device)
-    net = build(saved["model"], ModelConfig.from_dict(saved["model_config"])).to(dev)
-    run.write_config(saved)
-    return Trainer(run, net, dataset, tc, dev, quiet, log).fit(resume=True)
+    run.read_config()  # a clear error for a missing or foreign directory before locking anything in it
+    with run.lock():
+        saved = run.read_config()  # config.json, as a dict
+        if not run.file(STATE).exists():
+            raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run with the same options")
+        dataset = run_dataset(saved, advice="put the original file back where it was")
+        tc = replace(TrainConfig.from_dict(saved["train_config"]), **changes)
+        if tc.tensorboard:
+            tensorboard.require()
+        saved["train_config"] = tc.to_dict()
+        dev = pick_device(device)
+        net = build(saved["model"], ModelConfig.from_dict(saved["model_config"])).to(dev)
+        run.write_config(saved)
+        return Trainer(run, net, dataset, tc, dev, quiet, log).fit(resume=True)
 
 
 class WeightAverage:
@@ -387,19 +399,14 @@ class Trainer:
 
     def load_checkpoint(self) -> None:
         path = self.run.file(STATE)
-        tensors, meta = load_tensors(path)
-        if meta is None or "optimizer" not in tensors:
-            raise RunError(f"{path} holds no training state this version of makemore can resume; start a new run")
+        tensors, meta = read_state(path)
         load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
-        try:
-            self.optimizer.load_state_dict(torch.load(io.BytesIO(tensors["optimizer"].numpy().tobytes()), weights_only=True))
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
-            raise RunError(f"{path} has an optimiser state that does not fit this run ({e}); start a new run") from None
+        restore_optimizer(self.optimizer, tensors, path)
         self.generator.set_state(tensors["rng.batches"])
         torch.set_rng_state(tensors["rng.torch"])
         self.state = TrainState(meta["step"], meta["elapsed"], meta["best_val"], tensors[STEP_LOSS], meta["average_updates"])
         if self.average:
-            self.average.averaged.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("average.")})
+            load_state(self.average.averaged, {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}, path)
             self.average.updates = self.state.average_updates
         self.last_checkpoint = self.state.step
         self.run.truncate_metrics(self.state.step)
