@@ -123,3 +123,15 @@ def test_sampling_options_are_declared_once_too(small_data, tmp_path, run_cli):
     assert status == 2 and err.strip() == "makemore: error: --temperature must be at least 1e-06 (got 1e-40)"
     status, _, err = run_cli("sample", tmp_path / "run", "-n", "0")
     assert status == 2 and err.strip() == "makemore: error: -n must be at least 1 (got 0)"
+
+
+def test_path_arguments_of_the_python_api_are_checked(small_data, tmp_path):
+    with pytest.raises(MakemoreError, match="data must be a path"):
+        makemore.train(data=5, out=tmp_path / "run", **QUIET)
+    with pytest.raises(MakemoreError, match="out must be a path"):
+        makemore.train(data=str(small_data), out=["runs"], **QUIET)
+    with pytest.raises(MakemoreError, match="path must be a path"):
+        makemore.load(123)
+    with pytest.raises(MakemoreError, match="run_path must be a path"):
+        makemore.resume(None, **QUIET)
+    assert not (tmp_path / "run").exists()

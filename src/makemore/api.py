@@ -14,7 +14,7 @@ from .device import pick_device
 from .errors import MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
 from .models import ModelConfig, build
-from .config import SampleConfig
+from .config import SampleConfig, check_path
 from .sample import Score, generate, score
 
 SAMPLE_CHUNK = 4096  # items generated at once; bounds memory for large -n
@@ -24,6 +24,7 @@ class Run:
     """A trained run directory, ready to sample, score and evaluate."""
 
     def __init__(self, path: str | Path, device: str = "auto"):
+        check_path("path", path, optional=False)
         self.dir = RunDir(path)
         self.config = self.dir.read_config()
         self.vocab = Vocabulary(self.config["vocab"])
@@ -85,6 +86,7 @@ class Run:
     def evaluate(self, split: str = "val", data: str | None = None) -> EvalResult:
         if split not in SPLIT_NAMES:
             raise MakemoreError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_NAMES)}")
+        check_path("data", data)
         dataset = run_dataset(self.config, data)
         return evaluate(self.model, dataset.packed(split, self.model.max_tokens()).to(self.model.device), split)
 

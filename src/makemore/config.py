@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -139,6 +140,14 @@ class Config:
     def from_dict(cls, d: dict):
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def check_path(name: str, value, optional: bool = True) -> None:
+    """A file or folder argument of the Python API is a str or a path (None where it has a default)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, (str, os.PathLike)) or value == "":
+        raise MakemoreError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
 
 
 def unknown_option(name: str, known) -> MakemoreError:

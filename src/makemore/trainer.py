@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import __version__, tensorboard
 from .checkpoint import (MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, read_state, restore_optimizer, run_dataset,
                          save_tensors, write_json)
-from .config import MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
+from .config import MAX_PARAMS, TRAIN_OPTIONS, check_path, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
 from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset
 from .device import pick_device
 from .diagnostics import DEFAULT_INTERVAL, Diagnostics
@@ -133,6 +133,8 @@ def train(
     An unknown option, a value of the wrong type or out of range raises MakemoreError, before
     anything is written.
     """
+    check_path("data", data)
+    check_path("out", out)
     dataset = load_data(data, options)
     name, config, tc = resolve_configs(model, dataset, options)
     if tc.tensorboard:
@@ -164,6 +166,7 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
     """Continue a run from its last checkpoint. `changes` may set only the options declared
     resumable (max_steps, time_budget): a run continues as it was configured."""
     changes = resume_changes({k: v for k, v in changes.items() if v is not None})
+    check_path("run_path", run_path, optional=False)
     run = RunDir(run_path)
     run.read_config()  # a clear error for a missing or foreign directory before locking anything in it
     with run.lock():
