@@ -22,8 +22,9 @@ demo: $(STAMP)
 	$(BIN)/makemore train --out runs/demo --force --time-budget 150 --samples 0
 	$(BIN)/makemore sample runs/demo -n 20 --novel --seed 0
 
+# the tests run on every core (pytest-xdist), each with one torch thread (tests/conftest.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 clean:
 	rm -rf $(VENV) runs

@@ -36,7 +36,7 @@ from makemore.checkpoint import RunDir, write_json  # noqa: E402
 from makemore.data import Dataset  # noqa: E402
 from makemore.diagnostics import DEFAULT_INTERVAL, Diagnostics  # noqa: E402
 from makemore.models import build  # noqa: E402
-from makemore.train import Batches, batch_loss, make_optimizer, resolve_configs  # noqa: E402
+from makemore.trainer import make_optimizer, resolve_configs  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NAMES = HERE.parents[1] / "shared" / "data" / "names.txt"
@@ -54,18 +54,19 @@ def seconds(model: str, data: Path, steps: int, diagnostics: bool, workdir: Path
 def step_costs(model: str, data: Path, pairs: int, workdir: Path) -> tuple[float, float]:
     """Median seconds of a plain and of a watched training step, taken alternately."""
     dataset = Dataset.load(str(data))
-    name, config, tc = resolve_configs(model, dataset, {}, {"seed": 1})
+    name, config, tc = resolve_configs(model, dataset, {"seed": 1})
     torch.manual_seed(tc.seed)
     net = build(name, config).train()
-    batches, opt = Batches(net, dataset, tc, torch.device("cpu")), make_optimizer(net, tc)
+    batches = net.batches(dataset.packed("train"), tc.batch_size, torch.Generator().manual_seed(tc.seed), torch.device("cpu"))
+    opt = make_optimizer(net, tc)
     diagnostics = Diagnostics(net, RunDir(workdir), interval=1)
     times = {False: [], True: []}
     for i in range(2 * pairs + 20):
         watched = i % 2 == 1
-        x, y = batches()
+        batch = batches()
         start = time.perf_counter()
         with diagnostics.watch(i, tc.lr) if watched else nullcontext():
-            loss = batch_loss(net, x, y)
+            loss = net.loss(batch)
             opt.zero_grad(set_to_none=True)
             (loss + net.penalty()).backward()
             opt.step()

@@ -21,13 +21,23 @@ def names_path() -> Path:
     return NAMES
 
 
+def write_small_data(folder: Path) -> Path:
+    items = resolve_data("names").read_text(encoding="utf-8").splitlines()[:300]
+    path = folder / "small.txt"
+    path.write_text("\n".join(items) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def small_data(tmp_path) -> Path:
     """300 real names from the built-in dataset: enough to train and split, fast to run."""
-    items = resolve_data("names").read_text(encoding="utf-8").splitlines()[:300]
-    path = tmp_path / "small.txt"
-    path.write_text("\n".join(items) + "\n", encoding="utf-8")
-    return path
+    return write_small_data(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shared_data(tmp_path_factory) -> Path:
+    """The same 300 names, in one file for the whole session: for runs that tests only read."""
+    return write_small_data(tmp_path_factory.mktemp("shared"))
 
 
 @pytest.fixture

@@ -1,19 +1,34 @@
 """Every command end to end on a small slice of data, and every bad input."""
 
+import contextlib
+import io
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from makemore.cli import main
 
 TINY = ["--max-steps", "30", "--eval-interval", "15", "--batch-size", "16", "--quiet", "--samples", "3"]
 
 
+@pytest.fixture(scope="module")
+def shared_run(shared_data, tmp_path_factory):
+    """One small mlp trained through the command line, for every test here that needs a run."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        status = main(["train", "--data", str(shared_data), "--model", "mlp", "--out", str(out), *TINY])
+    assert status == 0, err.getvalue()
+    return out
+
+
 @pytest.fixture
-def trained(small_data, tmp_path, run_cli):
-    status, out, err = run_cli("train", "--data", small_data, "--model", "mlp", "--out", tmp_path / "run", *TINY)
-    assert status == 0, err
-    return tmp_path / "run"
+def trained(shared_run, tmp_path):
+    """A copy of the shared run that a test may damage or extend."""
+    return Path(shutil.copytree(shared_run, tmp_path / "run"))
 
 
 def test_train_prints_final_losses_and_samples(small_data, tmp_path, run_cli):
@@ -55,10 +70,10 @@ def test_sample_options(trained, run_cli):
     assert status == 0 and len(items) == 20 and all(item.startswith("ma") for item in items)
 
 
-def test_sample_novel_avoids_training_items(trained, small_data, run_cli):
+def test_sample_novel_avoids_training_items(trained, shared_data, run_cli):
     status, out, _ = run_cli("sample", trained, "-n", "15", "--seed", "2", "--novel", "--json")
     items = json.loads(out)
-    known = set(small_data.read_text().split())
+    known = set(shared_data.read_text().split())
     assert status == 0 and len(items) == 15 == len(set(items)) and not set(items) & known
 
 
@@ -83,9 +98,6 @@ def test_models_lists_every_model(run_cli):
     assert status == 0 and [r["name"] for r in json.loads(out)] == list(REGISTRY)
 
 
-def test_module_entry_point_runs():
-    proc = subprocess.run([sys.executable, "-m", "makemore", "models"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "mlp" in proc.stdout
 
 
 # ---- bad input: one line on stderr, exit 2, no traceback, nothing written ----------------------
@@ -188,17 +200,25 @@ def test_resume_refuses_changed_settings_and_missing_runs(trained, tmp_path, run
     assert "(45 steps" in out
 
 
-def test_changed_training_data_is_detected(trained, small_data, run_cli):
-    small_data.write_text("anna\nbob\n" * 10)
+def test_changed_training_data_is_detected(trained, tmp_path, run_cli):
+    config = json.loads((trained / "config.json").read_text())
+    data = tmp_path / "moved.txt"
+    shutil.copy(config["data"]["source"], data)
+    config["data"]["source"] = str(data)
+    (trained / "config.json").write_text(json.dumps(config))
+    assert run_cli("eval", trained)[0] == 0  # the same items elsewhere: still the run's data
+    data.write_text("anna\nbob\n" * 10)
     status, out, err = run_cli("eval", trained)
     assert_user_error(status, out, err)
     assert "changed" in err
 
 
-def test_no_traceback_from_a_real_process(tmp_path):
+def test_module_entry_point_gives_one_line_and_no_traceback(tmp_path):
+    """`python -m makemore` in a real process: the entry point works and a user error is one line."""
     proc = subprocess.run([sys.executable, "-m", "makemore", "train", "--data", str(tmp_path / "none.txt")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "none.txt not found" in proc.stderr
 
 
 def test_items_longer_than_a_transformer_context_are_a_clear_error(small_data, tmp_path, run_cli):

@@ -48,7 +48,7 @@ def test_builtin_dataset_is_shipped_and_readable():
 
 def test_vocabulary_reserves_index_0_for_the_boundary_even_when_data_has_dots():
     vocab = Vocabulary.from_items(["a.b", "ba"])
-    assert vocab.chars == [".", "a", "b"] and len(vocab) == 4
+    assert vocab.alphabet == [".", "a", "b"] and len(vocab) == 4
     assert vocab.encode("a.b") == [2, 1, 3] and BOUNDARY not in vocab.encode("a.b")
     assert vocab.decode([2, 1, 3, BOUNDARY]) == "a.b"
     with pytest.raises(DataError, match="'z'"):
@@ -121,4 +121,9 @@ def test_names_split_sizes(names_path):
     ds = Dataset.load(str(names_path))
     assert len(ds.items) == 32033 and len(ds.vocab) == 27
     assert [ds.packed(s).chars for s in ("train", "val", "test")] == [182625, 22655, 22866]
-    assert isinstance(ds.packed("train").x, torch.Tensor)
+    words = names_path.read_text().splitlines()
+    random.seed(42)  # the seeds' own split, by their own code
+    random.shuffle(words)
+    assert ds.splits["train"][:5] == words[:5] and ds.splits["test"][-5:] == words[-5:]
+    train = ds.packed("train")
+    assert train.x.shape == (25626, max(map(len, words[:25626])) + 1) and train.x.dtype == torch.long

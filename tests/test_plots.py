@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import makemore
-from makemore.checkpoint import DIAGNOSTICS, STATE, RunDir
+from makemore.checkpoint import DIAGNOSTICS, STATE, STEP_LOSS, RunDir
 from makemore.data import Dataset, Vocabulary, resolve_data, split_items
 from makemore.diagnostics import BINS, Diagnostics
 from makemore.lrfind import lr_find
 from makemore.models import ModelConfig, build
 from makemore.plot import bigram_counts, labels, plot
-from makemore.train import STEP_LOSS, Batches, TrainConfig, batch_loss, make_optimizer
+from makemore.trainer import TrainConfig, make_optimizer
 
 pytest.importorskip("matplotlib")
 
@@ -92,8 +92,8 @@ def test_step_losses_are_the_batch_losses(diag_run, data):
     torch.manual_seed(1337)
     model = build("mlp", ModelConfig(vocab_size=len(dataset.vocab), max_len=dataset.max_len, block_size=3, n_embd=10,
                                      n_hidden=200, batchnorm=True))
-    x, y = Batches(model, dataset, TrainConfig(batch_size=16), torch.device("cpu"))()
-    assert load_file(diag_run / STATE)[STEP_LOSS][0].item() == pytest.approx(batch_loss(model, x, y).item(), rel=1e-6)
+    batch = model.batches(dataset.packed("train"), 16, torch.Generator().manual_seed(1337), torch.device("cpu"))()
+    assert load_file(diag_run / STATE)[STEP_LOSS][0].item() == pytest.approx(model.loss(batch).item(), rel=1e-6)
 
 
 def test_bigram_heat_map_counts_are_the_bigram_counts(bigram_run, data, tmp_path):
@@ -168,13 +168,14 @@ def test_diagnostics_match_a_direct_recomputation(data, tmp_path):
     model = build("mlp", ModelConfig(vocab_size=len(dataset.vocab), max_len=dataset.max_len, block_size=3, n_embd=10,
                                      n_hidden=64, batchnorm=True))
     cfg = TrainConfig(batch_size=64, optimizer="sgd", lr=0.1)
-    x, y = Batches(model, dataset, cfg, torch.device("cpu"))()
+    batch = model.batches(dataset.packed("train"), cfg.batch_size, torch.Generator().manual_seed(cfg.seed), torch.device("cpu"))()
+    x, y = batch
     before = copy.deepcopy(model)
     opt = make_optimizer(model, cfg)
     tmp_path.mkdir(exist_ok=True)
     diag = Diagnostics(model, RunDir(tmp_path), interval=1)
     with diag.watch(0, 0.1):
-        loss = batch_loss(model, x, y)
+        loss = model.loss(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -35,5 +35,7 @@ def test_evaluation_is_the_mean_over_every_predicted_character(names_path):
 def test_bigram_nn_with_its_defaults_reaches_the_counts(names_path, tmp_path):
     import makemore
 
-    result = makemore.train(data=str(names_path), model="bigram-nn", out=tmp_path / "run", quiet=True, log=lambda m: None)
+    # one evaluation at the end instead of 20 along the way: the same training, a fifth of the time
+    result = makemore.train(data=str(names_path), model="bigram-nn", out=tmp_path / "run", eval_interval=500, quiet=True,
+                            log=lambda m: None)
     assert result.final["train"].nll <= 2.47

@@ -1,6 +1,7 @@
 """Training runs: determinism, the run directory, resume, Ctrl-C."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -9,7 +10,8 @@ from safetensors.torch import load_file
 import makemore
 from makemore.checkpoint import CONFIG, METRICS, MODEL, STATE, SUMMARY
 from makemore.errors import MakemoreError
-from makemore.train import Batches, Trainer, WeightAverage
+from makemore.data import WindowBatches
+from makemore.trainer import Trainer, WeightAverage
 
 QUIET = {"quiet": True, "log": lambda msg: None}
 
@@ -72,7 +74,7 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(small_data, tmp_
 
 def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = Batches.__call__
+    original = WindowBatches.__call__  # train_small trains an mlp
 
     def interrupt_at_step_30(self):
         calls["n"] += 1
@@ -80,12 +82,12 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, mon
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(Batches, "__call__", interrupt_at_step_30)
+    monkeypatch.setattr(WindowBatches, "__call__", interrupt_at_step_30)
     result = train_small(small_data, tmp_path / "run", max_steps=100, eval_interval=10)
     assert result.interrupted and result.steps == 29
     run = makemore.load(result.run_dir)
     assert run.evaluate("val").nll == pytest.approx(result.final["val"].nll, abs=1e-12)
-    monkeypatch.setattr(Batches, "__call__", original)
+    monkeypatch.setattr(WindowBatches, "__call__", original)
     resumed = makemore.resume(result.run_dir, **QUIET)
     assert resumed.steps == 100 and not resumed.interrupted
 
@@ -93,14 +95,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, mon
 def test_weight_average_is_what_gets_evaluated_and_kept(small_data, tmp_path, monkeypatch):
     """With --ema the model evaluated and saved is the moving average, not the last weights."""
     seen = {}
-    original = Trainer.evaluate_now
+    original = Trainer.evaluate
 
     def spy(self, lr, chars_per_sec):
         seen["last"] = {k: v.clone() for k, v in self.model.state_dict().items()}
         seen["average"] = {k: v.clone() for k, v in self.average.model.state_dict().items()}
         return original(self, lr, chars_per_sec)
 
-    monkeypatch.setattr(Trainer, "evaluate_now", spy)
+    monkeypatch.setattr(Trainer, "evaluate", spy)
     result = train_small(small_data, tmp_path / "run", max_steps=20, eval_interval=20, ema=0.5)
     kept = load_file(result.run_dir / MODEL)
     assert kept.keys() == seen["average"].keys()
@@ -122,7 +124,7 @@ def test_weight_average_follows_its_decay_schedule():
 
 
 def test_time_budget_stops_training(small_data, tmp_path):
-    result = train_small(small_data, tmp_path / "run", max_steps=10**9, time_budget=1.0)
+    result = train_small(small_data, tmp_path / "run", max_steps=10**9, time_budget=0.3)
     assert 0 < result.steps < 10**9 and result.seconds < 30
 
 
@@ -158,3 +160,101 @@ def test_force_never_deletes_a_folder_that_is_not_a_run(small_data, tmp_path):
     with pytest.raises(MakemoreError, match="not a makemore run"):
         train_small(small_data, folder, force=True)
     assert (folder / "thesis.tex").read_text() == "precious"
+
+
+def test_force_replaces_only_what_a_run_wrote(small_data, tmp_path):
+    train_small(small_data, tmp_path / "run")
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    data_inside = tmp_path / "run" / "small.txt"
+    data_inside.write_bytes(small_data.read_bytes())
+    result = train_small(data_inside, tmp_path / "run", force=True, max_steps=20)
+    assert result.steps == 20 and (tmp_path / "run" / "notes.txt").read_text() == "mine" and data_inside.exists()
+    assert [json.loads(line)["step"] for line in (tmp_path / "run" / METRICS).read_text().splitlines()] == [20]
+
+
+def test_force_through_a_symlinked_run_directory(small_data, tmp_path):
+    train_small(small_data, tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    assert train_small(small_data, tmp_path / "link", force=True, max_steps=20).steps == 20
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "real" / MODEL).exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_simply_be_started_again(small_data, tmp_path):
+    train_small(small_data, tmp_path / "run")
+    for path in (tmp_path / "run").iterdir():
+        if path.name != CONFIG:
+            path.unlink()
+    assert train_small(small_data, tmp_path / "run").steps == 40  # no --force needed
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_readable_recurrent_cells_train_and_diagnostics_see_their_nonlinearities(small_data, tmp_path, name):
+    result = train_small(small_data, tmp_path / name, model=name, fused=False, diagnostics=True, diagnostics_interval=10,
+                         n_embd=8, n_hidden=16, n_layer=2, max_steps=20, eval_interval=10)
+    config = json.loads((result.run_dir / CONFIG).read_text())
+    assert config["model_config"]["fused"] is False
+    assert makemore.load(result.run_dir).model.fused is False
+    records = [json.loads(line) for line in (result.run_dir / "diagnostics.jsonl").read_text().splitlines()]
+    seen = {layer["name"] for layer in records[0]["layers"]}
+    expected = {"rnn": {"cells.0 tanh", "cells.1 tanh"},
+                "lstm": {"cells.0 tanh", "cells.0 sigmoid", "cells.1 tanh", "cells.1 sigmoid"},
+                "gru": {"cells.0 tanh", "cells.0 sigmoid", "cells.1 tanh", "cells.1 sigmoid"}}[name]
+    assert seen == expected
+
+
+def test_divergence_stops_training_keeps_the_best_finite_model_and_says_what_to_try(small_data, tmp_path, monkeypatch):
+    """A loss that turns NaN at step 25 is caught at the next look (step 30): the model kept is
+    the best from before it, the checkpoint stays the finite one of step 20, and the error says
+    what to try."""
+    from makemore.errors import Diverged
+    from makemore.models.mlp import MLP
+
+    calls = {"n": 0}
+    original = MLP.loss
+
+    def nan_from_step_25(self, batch):
+        calls["n"] += 1
+        loss = original(self, batch)
+        return loss * float("nan") if calls["n"] > 25 else loss
+
+    monkeypatch.setattr(MLP, "loss", nan_from_step_25)
+    with pytest.raises(Diverged, match=r"diverged at step 30 .* is kept in .*; try a lower --lr than 0.1") as caught:
+        train_small(small_data, tmp_path / "run", max_steps=100, eval_interval=10, optimizer="sgd", lr=0.1)
+    assert caught.value.exit_code == 3
+    metrics = [json.loads(line) for line in (tmp_path / "run" / METRICS).read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [10, 20]
+    summary = json.loads((tmp_path / "run" / SUMMARY).read_text())
+    assert summary["diverged"] and summary["val"]["nll"] == pytest.approx(min(m["val_loss"] for m in metrics), abs=1e-9)
+    state = load_file(tmp_path / "run" / STATE)
+    assert len(state["train.step_loss"]) == 20 and torch.isfinite(state["train.step_loss"]).all()
+    monkeypatch.setattr(MLP, "loss", original)
+    assert makemore.resume(tmp_path / "run", **QUIET).steps == 100  # the finite checkpoint goes on
+
+
+def test_a_model_that_diverged_at_once_keeps_nothing_and_says_so(small_data, tmp_path, run_cli):
+    status, out, err = run_cli("train", "--data", small_data, "--out", tmp_path / "run", "--model", "bigram-nn",
+                               "--lr", "1e30", "--max-steps", "20", "--eval-interval", "10", "--quiet")
+    assert status == 3 and len(err.strip().splitlines()) == 1 and "before any model was worth keeping" in err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock", CONFIG]
+
+
+def test_damaged_weights_give_a_clear_error_when_sampling_and_inf_perplexity_when_scoring(small_data, tmp_path, run_cli):
+    from safetensors.torch import save_file
+
+    train_small(small_data, tmp_path / "run", max_steps=10)
+    weights = load_file(tmp_path / "run" / MODEL)
+    save_file({k: v * float("inf") if v.is_floating_point() else v for k, v in weights.items()}, tmp_path / "run" / MODEL)
+    status, out, err = run_cli("sample", tmp_path / "run", "-n", "3")
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "not finite" in err and "Traceback" not in err
+    status, out, err = run_cli("score", tmp_path / "run", "emma", "--json")
+    assert status == 0, err
+    status, out, err = run_cli("eval", tmp_path / "run", "--json")
+    assert status == 0, err
+
+
+def test_a_bigram_without_smoothing_has_infinite_val_nll_and_that_is_a_result():
+    from makemore.evaluate import EvalResult
+
+    r = EvalResult.from_total("val", 1e6, 10, 2)
+    assert r.nll == 1e5 and r.perplexity == float("inf")
+    assert math.isnan(EvalResult.from_total("val", float("nan"), 10, 2).perplexity)

@@ -1,49 +1,41 @@
-"""The Python API: `makemore.train(...)` and `makemore.load(run_dir)`."""
+"""The Python API for trained runs: `makemore.load(run_dir)` (training is `makemore.train`, in trainer.py)."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import astuple
 from pathlib import Path
 
 import torch
 
-from .checkpoint import RunDir
-from .data import SPLIT_NAMES, Dataset, Vocabulary
+from .checkpoint import CONFIG, RESTORE, RunDir, run_dataset
+from .data import SPLIT_NAMES, Vocabulary
 from .device import pick_device
-from .errors import DataError, MakemoreError, RunError
+from .errors import MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
 from .models import ModelConfig, build
-from .sample import Score, check_sampling, generate, score
+from .config import SampleConfig, check_path
+from .sample import Score, generate, score
 
 SAMPLE_CHUNK = 4096  # items generated at once; bounds memory for large -n
-
-
-def load_dataset(cfg: dict, data: str | None = None) -> Dataset:
-    """The run's data (or `data` instead), split as in training, encoded with the run's vocabulary."""
-    source = data or cfg["data"]["source"]
-    try:
-        dataset = Dataset.load(source, cfg["data"]["split_seed"], vocab=Vocabulary(cfg["vocab"]))
-    except DataError as e:
-        if data is None:
-            raise DataError(f"cannot read the run's training data ({e}); pass the data with --data PATH") from None
-        raise
-    if data is None and dataset.fingerprint != cfg["data"]["fingerprint"]:
-        raise RunError(f"the training data at {source} has changed since this run was trained; pass the original file with --data PATH")
-    return dataset
 
 
 class Run:
     """A trained run directory, ready to sample, score and evaluate."""
 
     def __init__(self, path: str | Path, device: str = "auto"):
+        check_path("path", path, optional=False)
         self.dir = RunDir(path)
         self.config = self.dir.read_config()
         self.vocab = Vocabulary(self.config["vocab"])
         self.model_config = ModelConfig.from_dict(self.config["model_config"])
         try:
-            self.model = build(self.config["model"], self.model_config)
-        except MakemoreError:
-            raise RunError(f"{self.dir.path} holds a model this version of makemore does not know ({self.config['model']!r})") from None
+            with torch.device("meta"):  # shapes only: a config.json that describes a huge model allocates nothing
+                skeleton = build(self.config["model"], self.model_config)
+        except MakemoreError as e:  # read_config knows the model; its settings do not fit together
+            raise RunError(f"{self.dir.file(CONFIG)} is damaged: its model settings do not fit together ({e}); {RESTORE}") from None
+        self.dir.check_weights(skeleton)
+        self.model = build(self.config["model"], self.model_config)
         self.dir.load_weights(self.model)
         self.model.to(pick_device(device)).eval()
         self._training_items: set[str] | None = None
@@ -55,16 +47,18 @@ class Run:
     def training_items(self) -> set[str]:
         """Every item of the run's data file (all splits): what `novel` samples must avoid."""
         if self._training_items is None:
-            self._training_items = set(load_dataset(self.config).items)
+            source = self.config["data"]["source"]
+            advice = f"put the original file back at {source}, or sample without --novel"
+            self._training_items = set(run_dataset(self.config, advice=advice).items)
         return self._training_items
 
     def sample(self, n: int = 10, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
                top_p: float | None = None, prefix: str = "", novel: bool = False, max_draws: int | None = None) -> list[str]:
         """`n` items. With `novel`, only distinct items not in the data; raises if `max_draws`
         (default max(1000, 50 n)) samples do not hold enough of them."""
-        if n < 1:
-            raise MakemoreError(f"-n must be at least 1 (got {n})")
-        check_sampling(temperature, top_k, top_p)
+        n, seed, temperature, top_k, top_p, prefix, novel = astuple(SampleConfig(n, seed, temperature, top_k, top_p, prefix, novel))
+        if max_draws is not None and (isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1):
+            raise MakemoreError(f"max_draws must be a whole number of at least 1 (got {max_draws!r})")
         device = self.model.device
         g = torch.Generator(device=device).manual_seed(random.randrange(2**63) if seed is None else seed)
         draw = lambda k: generate(self.model, self.vocab, k, self.model_config.max_len, g, temperature, top_k, top_p, prefix)  # noqa: E731
@@ -83,12 +77,17 @@ class Run:
         return list(found)
 
     def score(self, texts: list[str]) -> list[Score]:
+        if isinstance(texts, str):
+            raise MakemoreError("texts must be a list of strings, not one string: pass [text] to score one item")
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise MakemoreError(f"texts must be a list of strings (got {type(texts).__name__})")
         return score(self.model, self.vocab, list(texts))
 
     def evaluate(self, split: str = "val", data: str | None = None) -> EvalResult:
         if split not in SPLIT_NAMES:
             raise MakemoreError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_NAMES)}")
-        dataset = load_dataset(self.config, data)
+        check_path("data", data)
+        dataset = run_dataset(self.config, data)
         return evaluate(self.model, dataset.packed(split, self.model.max_tokens()).to(self.model.device), split)
 
 

@@ -6,43 +6,15 @@ import argparse
 import json
 import sys
 
+from .config import MODEL_OPTIONS, SAMPLE_OPTIONS, TRAIN_OPTIONS, OptionError, flag
 from .device import DEVICES
-from .diagnostics import DEFAULT_INTERVAL
 from .errors import MakemoreError
+from .lrfind import SWEEP_OPTIONS
 from .plot import KINDS
+from .signals import Terminated, exit_status, stop_on_signals
 
-# model options: (ModelConfig field, type, help); bools become --flag / --no-flag
-MODEL_OPTIONS = [
-    ("block_size", int, "characters of context (mlp, wavenet)"),
-    ("n_embd", int, "embedding width"),
-    ("n_hidden", int, "hidden width"),
-    ("n_layer", int, "number of layers"),
-    ("n_head", int, "attention heads (transformer)"),
-    ("dropout", float, "dropout probability"),
-    ("batchnorm", bool, "BatchNorm before the tanh (mlp)"),
-    ("kaiming", bool, "Kaiming init with the tanh gain (mlp)"),
-    ("output_scale", float, "scale of the output layer at init (mlp)"),
-    ("smoothing", float, "add-k smoothing of the counts (bigram)"),
-    ("l2", float, "L2 penalty on the weight table (bigram-nn)"),
-]
-TRAIN_OPTIONS = [
-    ("max_steps", int, "optimisation steps (default: the model's)"),
-    ("time_budget", float, "stop after this many seconds of training"),
-    ("batch_size", int, "items per batch (characters for mlp)"),
-    ("lr", float, "learning rate"),
-    ("optimizer", ["adamw", "sgd"], "optimiser"),
-    ("lr_schedule", ["constant", "step", "cosine"], "step: lr/10 from half way; cosine: down to lr/10"),
-    ("weight_decay", float, "AdamW weight decay"),
-    ("warmup_steps", int, "linear learning-rate warm-up steps"),
-    ("ema", float, "keep a moving average of the weights with this decay (e.g. 0.999) and evaluate and save it; 0: off"),
-    ("eval_interval", int, "steps between exact evaluations and checkpoints"),
-    ("diagnostics", bool, "record activation, gradient and update statistics for `makemore plot`"),
-    ("diagnostics_interval", int, f"steps between diagnostic records (default {DEFAULT_INTERVAL})"),
-    ("tensorboard", bool, "also log losses and learning rate to RUN/tensorboard (needs makemore[tensorboard])"),
-]
-LR_FIND_OPTIONS = {"batch_size", "optimizer", "weight_decay"}  # the training options an lr search reads
-RESUMABLE = {"max_steps", "time_budget"}  # what --resume may change
-
+UNSET = "an option not given takes the model's default (see `makemore models --json`)"
+RUN_SETTINGS = ("data", "model", "out", "force")  # what a resumed run keeps from its own config.json
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error on one line."""
@@ -51,18 +23,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def add_options(p: argparse.ArgumentParser, options) -> None:
-    for name, kind, text in options:
-        if kind is bool:
-            p.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif isinstance(kind, list):
-            p.add_argument(flag(name), choices=kind, default=None, help=text)
+def add_options(p: argparse.ArgumentParser, options: dict) -> None:
+    """A flag per declared option (config.py); unset flags stay None, so the model's defaults apply."""
+    for name, opt in options.items():
+        text = opt.spec.help + default_shown(name, opt.default)
+        flags = [opt.spec.short] if opt.spec.short else [flag(name)]
+        if opt.kind is bool:
+            p.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif opt.spec.choices:
+            p.add_argument(*flags, choices=opt.spec.choices, default=None, help=text)
         else:
-            p.add_argument(flag(name), type=kind, default=None, metavar="N" if kind is int else "F", help=text)
+            metavar = {int: "N", float: "F", str: "TEXT"}[opt.kind]
+            p.add_argument(*flags, dest=name, type=opt.kind, default=None, metavar=metavar, help=text)
+
+
+def default_shown(name: str, default) -> str:
+    """' (default X)' when every model has the same default; else the model's own applies (`makemore models`)."""
+    from .models import REGISTRY
+
+    if default is None or isinstance(default, bool) or name not in (*TRAIN_OPTIONS, *MODEL_OPTIONS):
+        return f" (default {default})" if isinstance(default, (int, float)) and not isinstance(default, bool) else ""
+    same = all(getattr(spec.train if name in TRAIN_OPTIONS else spec.config, name) == default for spec in REGISTRY.values())
+    return f" (default {default})" if same else ""
 
 
 def build_parser() -> Parser:
@@ -74,14 +56,12 @@ def build_parser() -> Parser:
     p.add_argument("--model", help="model name (see `makemore models`)")
     p.add_argument("--out", help="run directory (default: runs/MODEL)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="replace an existing run directory")
-    p.add_argument("--seed", type=int, default=None, help="random seed for init and batches (default 1337)")
-    p.add_argument("--split-seed", type=int, default=None, help="seed of the train/val/test shuffle (default 42)")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory (only the files makemore wrote)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--samples", type=int, default=10, metavar="N", help="items to show when training ends")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_options(p.add_argument_group("training"), TRAIN_OPTIONS)
-    add_options(p.add_argument_group("model"), MODEL_OPTIONS)
+    add_options(p.add_argument_group("training", UNSET), TRAIN_OPTIONS)
+    add_options(p.add_argument_group("model", UNSET), MODEL_OPTIONS)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="exact NLL of a run over a whole split")
@@ -94,13 +74,7 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("sample", help="generate new items from a run")
     p.add_argument("run")
-    p.add_argument("-n", type=int, default=10, help="how many items (default 10)")
-    p.add_argument("--seed", type=int, default=None, help="same seed, same items (default: random)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--prefix", default="", help="continue items that start with this text")
-    p.add_argument("--novel", action="store_true", help="only distinct items not in the training data")
+    add_options(p, SAMPLE_OPTIONS)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sample)
@@ -135,10 +109,9 @@ def build_parser() -> Parser:
     p.add_argument("--steps", type=int, default=1000, metavar="N", help="steps of the sweep (default 1000)")
     p.add_argument("--lr-min", type=float, default=1e-4, metavar="F", help="first learning rate (default 1e-4)")
     p.add_argument("--lr-max", type=float, default=10.0, metavar="F", help="last learning rate (default 10)")
-    p.add_argument("--seed", type=int, default=None, help="random seed for init and batches (default 1337)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_options(p.add_argument_group("training"), [o for o in TRAIN_OPTIONS if o[0] in LR_FIND_OPTIONS])
+    add_options(p.add_argument_group("training"), {k: TRAIN_OPTIONS[k] for k in SWEEP_OPTIONS})
     add_options(p.add_argument_group("model"), MODEL_OPTIONS)
     p.set_defaults(func=cmd_lr_find)
 
@@ -156,28 +129,23 @@ def build_parser() -> Parser:
 
 
 def options_given(args, options) -> dict:
-    return {name: getattr(args, name) for name, _, _ in options if getattr(args, name) is not None}
+    return {name: getattr(args, name) for name in options if getattr(args, name, None) is not None}
 
 
 def cmd_train(args) -> int:
-    from .train import resume, train
+    from .trainer import resume, train
 
     given = {**options_given(args, TRAIN_OPTIONS), **options_given(args, MODEL_OPTIONS)}
     if args.samples < 0:
         raise MakemoreError(f"--samples must be >= 0 (got {args.samples})")
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     if args.resume:
-        fixed = [flag(k) for k in given if k not in RESUMABLE]
-        fixed += [f for f, v in (("--data", args.data), ("--model", args.model), ("--out", args.out), ("--seed", args.seed),
-                                 ("--split-seed", args.split_seed)) if v is not None]
-        if fixed:
-            raise MakemoreError(f"--resume continues a run as it was configured; only --max-steps and --time-budget may change (drop {', '.join(fixed)})")
+        kept = [name for name in RUN_SETTINGS if getattr(args, name)]
+        if kept:
+            raise MakemoreError(f"--resume continues a run with its own {', '.join(map(flag, kept))}; "
+                                f"drop {'it' if len(kept) == 1 else 'them'}")
         result = resume(args.resume, device=args.device, quiet=args.quiet, log=log, **given)
     else:
-        if args.seed is not None:
-            given["seed"] = args.seed
-        if args.split_seed is not None:
-            given["split_seed"] = args.split_seed
         result = train(data=args.data, model=args.model, out=args.out, device=args.device, force=args.force,
                        quiet=args.quiet, log=log, **given)
     print(f"run: {result.run_dir}  ({result.steps} steps, {result.seconds:.1f} s)")
@@ -210,7 +178,7 @@ def cmd_sample(args) -> int:
     run = load(args.run, device=args.device)
     status = 0
     try:
-        items = run.sample(args.n, args.seed, args.temperature, args.top_k, args.top_p, args.prefix, args.novel)
+        items = run.sample(**options_given(args, SAMPLE_OPTIONS))
     except NotEnoughNovel as e:
         items, status = e.found, e.exit_code
         print(f"makemore: {e}", file=sys.stderr)
@@ -243,9 +211,7 @@ def cmd_lr_find(args) -> int:
 
     require_matplotlib()  # fail before the sweep, not after it
     png_path(args.out)
-    options = {**options_given(args, [o for o in TRAIN_OPTIONS if o[0] in LR_FIND_OPTIONS]), **options_given(args, MODEL_OPTIONS)}
-    if args.seed is not None:
-        options["seed"] = args.seed
+    options = {**options_given(args, SWEEP_OPTIONS), **options_given(args, MODEL_OPTIONS)}
     result = lr_find(data=args.data, model=args.model, steps=args.steps, lr_min=args.lr_min, lr_max=args.lr_max,
                      device=args.device, quiet=args.quiet, **options)
     picture = lr_curve(result, args.out)
@@ -265,7 +231,8 @@ def cmd_serve(args) -> int:
 def cmd_models(args) -> int:
     from .models import REGISTRY, default_params
 
-    rows = [{"name": name, "description": spec.description, "reference": spec.reference, "params": default_params(name)}
+    rows = [{"name": name, "description": spec.description, "reference": spec.reference, "params": default_params(name),
+             "options": {k: getattr(spec.config, k) for k in spec.cls.options}, "train": spec.train.to_dict()}
             for name, spec in REGISTRY.items()]
     if args.json:
         print(json.dumps(rows))
@@ -277,15 +244,17 @@ def cmd_models(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except MakemoreError as e:
-        print(f"makemore: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("makemore: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
-        return 0
+    with stop_on_signals():
+        try:
+            args = build_parser().parse_args(argv)
+            status = args.func(args)
+            return exit_status() if status == 130 else status  # 130: the trainer stopped on Ctrl-C or SIGTERM
+        except MakemoreError as e:
+            print(f"makemore: error: {e.for_cli() if isinstance(e, OptionError) else e}", file=sys.stderr)
+            return e.exit_code
+        except KeyboardInterrupt as e:
+            print("makemore: terminated" if isinstance(e, Terminated) else "makemore: interrupted", file=sys.stderr)
+            return exit_status(e)
+        except BrokenPipeError:  # output piped into `head` and the like
+            sys.stderr.close()
+            return 0

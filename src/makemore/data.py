@@ -9,14 +9,19 @@ character, end boundary included, exactly once.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import os
 import random
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
+from .config import DEFAULT_SPLIT_SEED, MAX_ITEM_CHARS
 from .errors import DataError
 
 BOUNDARY = 0
@@ -25,6 +30,12 @@ IGNORE = -1
 BUILTIN = {"names": "names.txt"}
 SPLIT_NAMES = ("train", "val", "test")
 MIN_ITEMS = 10  # the smallest dataset whose 80/10/10 split leaves every part non-empty
+# The longest item read by default. Every item is padded to the longest of its split (pack), so
+# one 100,000-character line among short names would ask for gigabytes; refuse it instead.
+# Byte-order marks of the Unicode encodings read besides UTF-8; UTF-32's first, as UTF-32-LE's
+# mark begins with UTF-16-LE's.
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 def resolve_data(spec: str | None) -> Path:
@@ -40,20 +51,60 @@ def resolve_data(spec: str | None) -> Path:
     return path
 
 
-def read_items(path: Path) -> list[str]:
-    """Items of a UTF-8 file, one per line: surrounding whitespace stripped, blank lines dropped."""
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file. A named pipe or a device (/dev/zero, /dev/stdin) is refused
+    before anything is read: it could block, or never end. The check is on the opened file
+    (non-blocking, so opening a pipe with no writer returns at once), not on its name."""
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(f"{path} is not a regular file (a pipe or a device); save the items to a file and pass that")
+        try:
+            return f.read()
+        except OSError as e:
+            raise DataError(f"cannot read {path}: {e.strerror}") from None
+
+
+def decode(raw: bytes, path: Path) -> str:
+    """UTF-8 (with or without a BOM), or UTF-16/UTF-32 when the file starts with their BOM."""
+    for bom, encoding in BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(encoding)  # the codec reads the BOM, picks the byte order and drops it
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path} starts like {encoding.upper()} text but is not (bad bytes at offset {e.start}); "
+                                "save it as UTF-8") from None
     if b"\0" in raw:
         raise DataError(f"{path} looks like a binary file (it has NUL bytes); pass a UTF-8 text file, one item per line")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text (bad byte at offset {e.start}); convert it to UTF-8") from None
-    items = [line.strip() for line in text.splitlines()]
-    items = [item for item in items if item]
+
+
+def read_items(path: Path, max_item_chars: int = MAX_ITEM_CHARS) -> list[str]:
+    """Items of a text file, one per line.
+
+    Lines end at "\\n" or "\\r\\n" and nowhere else: a form feed, U+0085 or U+2028 inside a line
+    is a character of its item (str.splitlines would cut the item there). Each line is stripped
+    of surrounding whitespace (str.strip: ASCII and Unicode); blank lines are dropped; characters
+    inside an item, control characters included, are kept. The file is UTF-8 (a BOM allowed), or
+    UTF-16/UTF-32 with a BOM. An item longer than `max_item_chars` is refused, naming its line.
+    """
+    text = decode(read_bytes(path), path)
+    if "\0" in text:
+        raise DataError(f"{path} looks like a binary file (it has NUL characters); pass a text file, one item per line")
+    items = []
+    for number, line in enumerate(text.split("\n"), 1):
+        item = line.strip()  # also drops the "\r" of "\r\n"
+        if len(item) > max_item_chars:
+            raise DataError(f"{path} line {number} has {len(item):,} characters; the limit is {max_item_chars:,} "
+                            "(--max-item-length); split or drop that line, or raise the limit")
+        if item:
+            items.append(item)
     if not items:
         raise DataError(f"{path} has no items (it is empty or only blank lines); put one item per line")
     return items
@@ -67,16 +118,16 @@ def fingerprint(items: list[str]) -> str:
 class Vocabulary:
     """Sorted data characters at 1.., the reserved boundary token at 0."""
 
-    def __init__(self, chars: list[str]):
-        self.chars = list(chars)
-        self.stoi = {ch: i + 1 for i, ch in enumerate(self.chars)}
+    def __init__(self, alphabet: list[str]):
+        self.alphabet = list(alphabet)  # the data's characters, sorted; token i is alphabet[i - 1]
+        self.stoi = {ch: i + 1 for i, ch in enumerate(self.alphabet)}
 
     @classmethod
     def from_items(cls, items: list[str]) -> "Vocabulary":
         return cls(sorted(set("".join(items))))
 
     def __len__(self) -> int:
-        return len(self.chars) + 1
+        return len(self.alphabet) + 1
 
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` the vocabulary does not have, in order of first appearance."""
@@ -91,13 +142,13 @@ class Vocabulary:
 
     def decode(self, ids) -> str:
         """Characters for ids; the boundary token is dropped."""
-        return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
+        return "".join(self.alphabet[i - 1] for i in ids if i != BOUNDARY)
 
     def shown(self, i: int) -> str:
-        return BOUNDARY_SHOWN if i == BOUNDARY else self.chars[i - 1]
+        return BOUNDARY_SHOWN if i == BOUNDARY else self.alphabet[i - 1]
 
 
-def split_items(items: list[str], seed: int = 42) -> dict[str, list[str]]:
+def split_items(items: list[str], seed: int = DEFAULT_SPLIT_SEED) -> dict[str, list[str]]:
     """The seeds' split: random.seed(seed); random.shuffle(words); 80 % / 10 % / 10 %."""
     if len(items) < MIN_ITEMS:
         raise DataError(f"the data has {len(items)} items; a train/val/test split needs at least {MIN_ITEMS}")
@@ -166,11 +217,13 @@ class Dataset:
     vocab: Vocabulary
     splits: dict[str, list[str]]
     split_seed: int
+    _packed: dict = field(default_factory=dict, repr=False)  # (split, length) -> Packed: each split is packed once
 
     @classmethod
-    def load(cls, spec: str | None, split_seed: int = 42, vocab: Vocabulary | None = None) -> "Dataset":
+    def load(cls, spec: str | None, split_seed: int = DEFAULT_SPLIT_SEED, vocab: Vocabulary | None = None,
+             max_item_chars: int = MAX_ITEM_CHARS) -> "Dataset":
         path = resolve_data(spec)
-        items = read_items(path)
+        items = read_items(path, max_item_chars)
         vocab = vocab or Vocabulary.from_items(items)
         return cls(path, items, vocab, split_items(items, split_seed), split_seed)
 
@@ -183,7 +236,10 @@ class Dataset:
         return max(len(item) for item in self.items)
 
     def packed(self, split: str, length: int | None = None) -> Packed:
-        return pack(self.vocab, self.splits[split], length)
+        """The split as tensors, packed on first use; callers move or index it, never change it in place."""
+        if (split, length) not in self._packed:
+            self._packed[split, length] = pack(self.vocab, self.splits[split], length)
+        return self._packed[split, length]
 
 
 @dataclass
@@ -223,3 +279,65 @@ def pack_rows(packed: Packed) -> Rows:
     x[rows, cols], y[rows, cols], p[rows, cols] = packed.x[keep], packed.y[keep], pos
     s[rows, cols] = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
     return Rows(x, y, p, s)
+
+
+# ---- training batches: a random row gather from a split packed once, no per-item Python -------
+
+
+class Batch(NamedTuple):
+    x: torch.Tensor  # inputs: token ids, or contexts of token ids
+    y: torch.Tensor  # targets, IGNORE at padding
+
+
+class ItemBatches:
+    """Random whole items, one row each, trimmed to the longest item of the batch."""
+
+    def __init__(self, train: Packed, batch_size: int, generator: torch.Generator, device):
+        self.x, self.y = self.place(train, device)
+        self.lengths = (train.y != IGNORE).sum(1)
+        self.batch_size, self.generator, self.device = batch_size, generator, device
+
+    def place(self, train: Packed, device) -> tuple[torch.Tensor, torch.Tensor]:
+        return train.x.to(device), train.y.to(device)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __call__(self):
+        return self.take(torch.randint(0, len(self), (self.batch_size,), generator=self.generator))
+
+    def take(self, idx: torch.Tensor) -> Batch:
+        """The batch of items `idx`, without the columns that are padding in every one of them."""
+        T = int(self.lengths[idx].max())
+        idx = idx.to(self.device)
+        return Batch(self.x[idx, :T], self.y[idx, :T])
+
+
+class RowBatches(ItemBatches):
+    """The same random items as ItemBatches, laid two to a row by pack_rows: less padding."""
+
+    def place(self, train: Packed, device):
+        return train.x, train.y  # rows are built on the CPU, then moved
+
+    def take(self, idx: torch.Tensor) -> Rows:
+        T = int(self.lengths[idx].max())
+        return pack_rows(Packed(self.x[idx, :T], self.y[idx, :T])).to(self.device)
+
+
+class WindowBatches:
+    """Random (context of `block_size` tokens, next character) pairs, as the seeds train the MLP:
+    the batch size counts characters, not items."""
+
+    def __init__(self, train: Packed, block_size: int, batch_size: int, generator: torch.Generator, device):
+        self.x, self.y = (t.to(device) for t in windows(train, block_size))
+        self.batch_size, self.generator, self.device = batch_size, generator, device
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __call__(self) -> Batch:
+        return self.take(torch.randint(0, len(self), (self.batch_size,), generator=self.generator))
+
+    def take(self, idx: torch.Tensor) -> Batch:
+        idx = idx.to(self.device)
+        return Batch(self.x[idx], self.y[idx])

@@ -3,17 +3,18 @@
 Every `interval` steps (step 0, at initialisation, included) the Trainer runs one update
 inside `Diagnostics.watch`, which records:
 
-- the output of every nonlinearity (tanh, GELU, ReLU): mean, std, histogram, and for tanh the
-  share of units saturated (|t| > 0.97, where tanh's gradient 1 - t^2 is almost gone);
+- the output of every nonlinearity (tanh, sigmoid, GELU, ReLU): mean, std, histogram, and for
+  tanh the share of units saturated (|t| > 0.97, where tanh's gradient 1 - t^2 is almost gone);
 - the gradient reaching each of those outputs;
 - every weight matrix (parameters with 2+ dimensions, as in the lecture): its gradient's
   histogram, the grad:data ratio std(grad) / std(W), and the update-to-data ratio
   log10(std(ΔW) / std(W)) of the optimiser's actual step (the lecture's guide: about -3).
 
-Nonlinearities are found by intercepting calls to torch.tanh / F.gelu / F.relu (a
-TorchFunctionMode), so the models need no hooks of their own; each is named after the module
+Nonlinearities are found by intercepting calls to torch.tanh / torch.sigmoid / F.gelu / F.relu
+(a TorchFunctionMode), so the models need no hooks of their own; each is named after the module
 that called it. Padding positions of item batches are included in the statistics. Fused kernels
-(nn.RNN, nn.LSTM, nn.GRU) keep their nonlinearities out of sight: only their weights are seen.
+(nn.RNN, nn.LSTM, nn.GRU) keep their nonlinearities out of sight, so only their weights are
+seen; the recurrent models' readable cells (`--no-fused`) show theirs, layer by layer.
 
 Records are kept in memory and appended to diagnostics.jsonl (one JSON object per watched step)
 when the Trainer checkpoints, so the file always matches the checkpoint a resume starts from.
@@ -29,9 +30,9 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from .checkpoint import DIAGNOSTICS, RunDir
+from .config import DEFAULT_INTERVAL
 
-DEFAULT_INTERVAL = 100  # steps between records: keeps the cost within 25 % (benchmarks/diagnostics_overhead.py)
-ACTIVATIONS = ("tanh", "gelu", "relu")
+ACTIVATIONS = ("tanh", "sigmoid", "gelu", "relu")
 SATURATED = 0.97  # |tanh| above this counts as saturated, as in the lecture
 BINS = 50
 SPAN = 4  # histograms cover mean ± SPAN std
@@ -51,7 +52,7 @@ def histogram(t: torch.Tensor) -> dict:
 
 
 class Capture(TorchFunctionMode):
-    """Keeps the output of every tanh/GELU/ReLU call, named by the innermost module running it."""
+    """Keeps the output of every tanh/sigmoid/GELU/ReLU call, named by the innermost module running it."""
 
     def __init__(self, modules: list[str]):
         super().__init__()

@@ -13,3 +13,9 @@ class DataError(MakemoreError):
 
 class RunError(MakemoreError):
     """The run directory is missing, incomplete or corrupted."""
+
+
+class Diverged(MakemoreError):
+    """Training produced a loss that is not a finite number; the best finite model, if any, is kept."""
+
+    exit_code = 3

@@ -23,7 +23,8 @@ class EvalResult:
     @classmethod
     def from_total(cls, split: str, total_nll: float, chars: int, items: int) -> "EvalResult":
         nll = total_nll / chars
-        return cls(split, nll, nll / math.log(2), math.exp(nll), chars, items)
+        # a diverged model's NLL can be huge: its perplexity is then inf, not an OverflowError
+        return cls(split, nll, nll / math.log(2), math.exp(nll) if not nll >= 700 else math.inf, chars, items)
 
     def to_dict(self) -> dict:
         return asdict(self)

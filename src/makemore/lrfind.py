@@ -4,28 +4,28 @@ Train a fresh model for a fixed number of steps while the learning rate grows ex
 (the seeds' lrs = 10**torch.linspace(-3, 0, 1000)), and record each step's batch loss. The loss
 falls while the rate is too small to matter, falls fastest in the useful range, then blows up.
 
-The suggested rate is a third of the rate where the smoothed loss is lowest. The bottom of the
-curve sits next to the blow-up, so it is backed off; measured on names.txt, a third did better
-than the usual tenth (mlp, 30,000 steps: val 2.189 vs 2.260, with the registry's 0.1 at 2.179;
-transformer, 3,000 steps: 2.124 vs 2.156), and better than the bottom itself on the transformer.
+The suggested rate is a third of the rate where the smoothed loss is lowest: the bottom of the
+curve sits next to the blow-up, so it is backed off (docs/plots.md has the runs that chose a
+third over the usual tenth).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
-from .data import Dataset
+from .config import MODEL_OPTIONS, unknown_option
 from .device import pick_device
 from .errors import MakemoreError
-from .models import ModelConfig, build, get_spec
-from .train import Batches, batch_loss, make_optimizer, resolve_configs
+from .models import build, get_spec
+from .trainer import load_data, make_optimizer, resolve_configs
 
 BACK_OFF = 3  # suggest the rate of the lowest smoothed loss divided by this
 DIVERGED = 4.0  # stop once the smoothed loss is this many times its best: the rest of the sweep says nothing
+SWEEP_OPTIONS = ("batch_size", "optimizer", "weight_decay", "seed", "split_seed", "max_item_length")  # the training options a sweep reads
 
 
 @dataclass
@@ -44,23 +44,24 @@ class LRSearch:
 
 
 def lr_find(data: str | None = None, model: str | None = None, steps: int = 1000, lr_min: float = 1e-4, lr_max: float = 10.0,
-            device: str = "auto", quiet: bool = False, split_seed: int = 42, **options) -> LRSearch:
+            device: str = "auto", quiet: bool = False, **options) -> LRSearch:
     """Sweep the learning rate from lr_min to lr_max over `steps` steps; `options` are model
-    options and training options (batch_size, optimizer, weight_decay, seed) as for train()."""
+    options and the training options in SWEEP_OPTIONS, as for train()."""
     if steps < 2:
         raise MakemoreError(f"--steps must be at least 2 (got {steps})")
     if not 0 < lr_min < lr_max:
         raise MakemoreError(f"the learning rates must satisfy 0 < --lr-min < --lr-max (got {lr_min} and {lr_max})")
-    model_fields = {f.name for f in fields(ModelConfig)} - {"vocab_size", "max_len"}
-    dataset = Dataset.load(data, split_seed)
-    name, config, tc = resolve_configs(model, dataset, {k: v for k, v in options.items() if k in model_fields},
-                                       {k: v for k, v in options.items() if k not in model_fields})
+    for key in options:
+        if key not in MODEL_OPTIONS and key not in SWEEP_OPTIONS:
+            raise unknown_option(key, [*SWEEP_OPTIONS, *MODEL_OPTIONS])
+    dataset = load_data(data, options)
+    name, config, tc = resolve_configs(model, dataset, options)
     if get_spec(name).cls.closed_form:
         raise MakemoreError(f"{name} is fitted by counting: it has no learning rate to search")
     dev = pick_device(device)
     torch.manual_seed(tc.seed)
     net = build(name, config).to(dev).train()
-    batches = Batches(net, dataset, tc, dev)
+    batches = net.batches(dataset.packed("train"), tc.batch_size, torch.Generator().manual_seed(tc.seed), dev)
     opt = make_optimizer(net, tc)
 
     lrs = torch.logspace(math.log10(lr_min), math.log10(lr_max), steps).tolist()
@@ -69,8 +70,7 @@ def lr_find(data: str | None = None, model: str | None = None, steps: int = 1000
     for i, lr in enumerate(tqdm(lrs, disable=quiet, unit="step", dynamic_ncols=True)):
         for group in opt.param_groups:
             group["lr"] = lr
-        x, y = batches()
-        loss = batch_loss(net, x, y)
+        loss = net.loss(batches())
         opt.zero_grad(set_to_none=True)
         (loss + net.penalty()).backward()
         opt.step()

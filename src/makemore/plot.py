@@ -21,11 +21,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import DIAGNOSTICS, STATE, RunDir, atomic_write, load_tensors
+from .checkpoint import DIAGNOSTICS, STATE, STEP_LOSS, RunDir, atomic_write, load_tensors, run_dataset
 from .diagnostics import BINS, SATURATED
 from .data import BOUNDARY_SHOWN
 from .errors import MakemoreError, RunError
-from .train import STEP_LOSS
 
 KINDS = ("loss", "bigram", "embedding", "activations", "gradients", "updates")
 DPI = 100
@@ -146,7 +145,7 @@ def loss(run: RunDir, model: str, path: Path) -> Picture:
     ax.plot(data["eval_steps"], data["train"], color="C1", marker=marker, lw=1.5, label="train split (exact)")
     ax.plot(data["eval_steps"], data["val"], color="C2", marker=marker, lw=1.5, label="val split (exact)")
     framed = data["band"][0] + data["band"][1] + data["train"] + data["val"]
-    framed = [v for v in framed if v == v]  # NaN: steps of a run older than step losses
+    framed = [v for v in framed if math.isfinite(v)]  # a diverged step's loss is inf or NaN: frame the rest
     lo, hi = min(framed), max(framed)
     ax.set_ylim(lo - 0.05 * (hi - lo + 0.1), hi + 0.05 * (hi - lo + 0.1))
     ax.set_xlabel("step")
@@ -164,7 +163,7 @@ def loss(run: RunDir, model: str, path: Path) -> Picture:
 def labels(vocab) -> list[str]:
     """How each token is drawn: the seeds' '.' for the boundary, unless the data has '.' of its own."""
     shown = [vocab.shown(i) for i in range(len(vocab))]
-    if BOUNDARY_SHOWN in vocab.chars:
+    if BOUNDARY_SHOWN in vocab.alphabet:
         shown[0] = "•"
     return shown
 
@@ -173,12 +172,11 @@ def bigram_counts(run) -> torch.Tensor:
     """The bigram run's own counts, or the bigrams of the run's training split for any other model."""
     if run.config["model"] == "bigram":
         return run.model.counts.detach().cpu().long()
-    from .api import load_dataset
     from .models import ModelConfig
     from .models.bigram import Bigram
 
     counter = Bigram(ModelConfig(vocab_size=len(run.vocab)))
-    counter.fit(load_dataset(run.config).packed("train"))
+    counter.fit(run_dataset(run.config).packed("train"))
     return counter.counts.long()
 
 
@@ -313,8 +311,9 @@ def height(n: int) -> float:
 def activations(model: str, records: list[dict], record: dict, path: Path) -> Picture:
     layers = record["layers"]
     if not layers:
-        raise RunError(f"the {model} model has no tanh, GELU or ReLU layer the diagnostics could see (fused recurrent "
-                       "kernels hide theirs); --kind gradients and --kind updates show its weights")
+        raise RunError(f"the {model} model has no tanh, sigmoid, GELU or ReLU layer the diagnostics could see (fused "
+                       "recurrent kernels hide theirs: train it with --no-fused to see them); --kind gradients and "
+                       "--kind updates show its weights")
     fig = new_figure(15, height(len(layers)))
     left, right = fig.subplots(1, 2, width_ratios=[3, 2])
 

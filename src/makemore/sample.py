@@ -12,15 +12,6 @@ from .evaluate import item_nll
 from .models import CharModel
 
 
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not temperature > 0:
-        raise MakemoreError(f"--temperature must be > 0 (got {temperature}); 1.0 samples the model as trained")
-    if top_k is not None and top_k < 1:
-        raise MakemoreError(f"--top-k must be at least 1 (got {top_k})")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise MakemoreError(f"--top-p must be in (0, 1] (got {top_p})")
-
-
 def next_token_probs(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.shape[-1]:
@@ -48,7 +39,7 @@ def generate(
     top_p: float | None = None,
     prefix: str = "",
 ) -> list[str]:
-    """`n` items at once; each is cut at `max_len` characters if the model never ends it."""
+    """`n` items at once, none empty; each is cut at `max_len` characters if the model never ends it."""
     prefix_ids = vocab.encode(prefix)
     if len(prefix_ids) >= max_len:
         raise MakemoreError(f"--prefix has {len(prefix_ids)} characters; this model makes items of at most {max_len}")
@@ -64,7 +55,15 @@ def generate(
         out = torch.full((n, max_len - len(prefix_ids)), BOUNDARY, dtype=torch.long, device=device)
         done = torch.zeros(n, dtype=torch.bool, device=device)
         for t in range(out.shape[1]):
+            if t == 0 and not prefix_ids:
+                # the data has no empty item, so an item never ends before its first character: the
+                # boundary is ruled out there (the other characters keep their relative odds)
+                logits = logits.clone()
+                logits[:, BOUNDARY] = float("-inf")
             probs = next_token_probs(logits, temperature, top_k, top_p)
+            if not bool(torch.isfinite(probs).all()):
+                raise MakemoreError("the model gives probabilities that are not finite numbers (were its weights damaged, "
+                                    "or did training diverge?); retrain it, with a lower --lr if it diverged")
             token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
             token = token.masked_fill(done, BOUNDARY)
             out[:, t] = token

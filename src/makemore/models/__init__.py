@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from ..config import ModelConfig, TrainConfig
 from ..errors import MakemoreError
-from .base import CharModel, ModelConfig
+from .base import CharModel
 from .bigram import Bigram, BigramNN
 from .bow import BoW
 from .mlp import MLP
@@ -19,8 +20,8 @@ class ModelSpec:
     cls: type[CharModel]
     description: str
     reference: str
-    config: dict = field(default_factory=dict)  # model hyperparameter defaults
-    train: dict = field(default_factory=dict)  # training defaults (steps, batch, optimiser, ...)
+    config: ModelConfig = field(default_factory=ModelConfig)  # hyperparameters (vocab_size, max_len come from the data)
+    train: TrainConfig = field(default_factory=TrainConfig)  # training defaults (steps, batch, optimiser, ...)
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -28,65 +29,65 @@ REGISTRY: dict[str, ModelSpec] = {
         Bigram,
         "table of bigram counts with add-k smoothing, fitted by counting",
         "lecture 1 (seed 002)",
-        {"smoothing": 1.0},
-        {"max_steps": 0},
+        ModelConfig(smoothing=1.0),
+        TrainConfig(max_steps=0),
     ),
     "bigram-nn": ModelSpec(
         BigramNN,
         "the bigram table as a one-layer neural net trained by gradient descent",
         "lecture 1 (seed 002)",
-        {"l2": 0.01},
-        {"max_steps": 500, "batch_size": 4096, "optimizer": "sgd", "lr": 50.0, "lr_schedule": "constant"},
+        ModelConfig(l2=0.01),
+        TrainConfig(max_steps=500, batch_size=4096, optimizer="sgd", lr=50.0, lr_schedule="constant"),
     ),
     "mlp": ModelSpec(
         MLP,
         "fixed-window MLP: embeddings, tanh hidden layer (Kaiming init, optional BatchNorm)",
         "Bengio et al. 2003 (seeds 000, 001, 003, 004)",
-        {"block_size": 3, "n_embd": 10, "n_hidden": 200, "batchnorm": True, "kaiming": True, "output_scale": 0.01},
-        {"max_steps": 100_000, "batch_size": 32, "optimizer": "sgd", "lr": 0.1, "lr_schedule": "step"},
+        ModelConfig(block_size=3, n_embd=10, n_hidden=200, batchnorm=True, kaiming=True, output_scale=0.01),
+        TrainConfig(max_steps=100_000, batch_size=32, optimizer="sgd", lr=0.1, lr_schedule="step"),
     ),
     "wavenet": ModelSpec(
         WaveNet,
         "hierarchical MLP: characters fused in pairs, pairs of pairs, ... (dilated causal convolutions, BatchNorm, tanh)",
         "van den Oord et al. 2016, WaveNet (lecture 5)",
-        {"block_size": 8, "n_embd": 24, "n_hidden": 128, "dropout": 0.05},
-        {"max_steps": 25_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "weight_decay": 0.1},
+        ModelConfig(block_size=8, n_embd=24, n_hidden=128, dropout=0.05),
+        TrainConfig(max_steps=25_000, batch_size=32, optimizer="adamw", lr=3e-3, lr_schedule="cosine", weight_decay=0.1),
     ),
     "bow": ModelSpec(
         BoW,
         "causal bag of words: the average of the embeddings so far, then an MLP",
         "makemore.py's BoW baseline",
-        {"n_embd": 64, "n_hidden": 256},
-        {"max_steps": 10_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine"},
+        ModelConfig(n_embd=64, n_hidden=256),
+        TrainConfig(max_steps=10_000, batch_size=32, optimizer="adamw", lr=3e-3, lr_schedule="cosine"),
     ),
     "rnn": ModelSpec(
         RNN,
         "recurrent net: a tanh hidden state carried from character to character",
         "Mikolov et al. 2010",
-        {"n_embd": 64, "n_hidden": 256, "n_layer": 1, "dropout": 0.0},
-        {"max_steps": 10_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine"},
+        ModelConfig(n_embd=64, n_hidden=256, n_layer=1, dropout=0.0),
+        TrainConfig(max_steps=10_000, batch_size=32, optimizer="adamw", lr=3e-3, lr_schedule="cosine"),
     ),
     "lstm": ModelSpec(
         LSTM,
         "long short-term memory: a gated memory cell carried from character to character",
-        "Hochreiter & Schmidhuber 1997; Graves 2013",
-        {"n_embd": 64, "n_hidden": 384, "n_layer": 1, "dropout": 0.35},
-        {"max_steps": 30_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "weight_decay": 0.1,
-         "ema": 0.9995},
+        "Hochreiter & Schmidhuber 1997, forget gate of Gers et al. 2000, no peepholes",
+        ModelConfig(n_embd=64, n_hidden=384, n_layer=1, dropout=0.35),
+        TrainConfig(max_steps=30_000, batch_size=32, optimizer="adamw", lr=3e-3, lr_schedule="cosine", weight_decay=0.1,
+         ema=0.9995),
     ),
     "gru": ModelSpec(
         GRU,
         "gated recurrent unit: a hidden state with reset and update gates",
-        "Cho et al. 2014",
-        {"n_embd": 64, "n_hidden": 256, "n_layer": 1, "dropout": 0.2},
-        {"max_steps": 30_000, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "weight_decay": 0.1},
+        "Cho et al. 2014, reset gate after the matmul (as cuDNN and nn.GRU)",
+        ModelConfig(n_embd=64, n_hidden=256, n_layer=1, dropout=0.2),
+        TrainConfig(max_steps=30_000, batch_size=32, optimizer="adamw", lr=3e-3, lr_schedule="cosine", weight_decay=0.1),
     ),
     "transformer": ModelSpec(
         Transformer,
         "GPT: token and position embeddings, pre-LayerNorm blocks of causal self-attention and a GELU MLP",
         "Vaswani et al. 2017; Radford et al. 2019 (GPT-2)",
-        {"n_embd": 64, "n_head": 4, "n_layer": 4, "dropout": 0.2},
-        {"max_steps": 20_000, "batch_size": 128, "optimizer": "adamw", "lr": 3e-3, "lr_schedule": "cosine", "warmup_steps": 300},
+        ModelConfig(n_embd=64, n_head=4, n_layer=4, dropout=0.2),
+        TrainConfig(max_steps=20_000, batch_size=128, optimizer="adamw", lr=3e-3, lr_schedule="cosine", warmup_steps=300),
     ),
 }
 
@@ -103,9 +104,9 @@ def build(name: str, config: ModelConfig) -> CharModel:
     return get_spec(name).cls(config)
 
 
-__all__ = ["default_params", "REGISTRY", "DEFAULT_MODEL", "ModelSpec", "ModelConfig", "CharModel", "build", "get_spec"]
-
-
 def default_params(name: str, vocab_size: int = 27, max_len: int = 15) -> int:
     """Parameter count with the registry defaults, on a names-like vocabulary (a-z and the boundary)."""
-    return build(name, ModelConfig(vocab_size=vocab_size, max_len=max_len, **get_spec(name).config)).num_params()
+    return build(name, replace(get_spec(name).config, vocab_size=vocab_size, max_len=max_len)).num_params()
+
+
+__all__ = ["default_params", "REGISTRY", "DEFAULT_MODEL", "ModelSpec", "ModelConfig", "CharModel", "build", "get_spec"]

@@ -8,37 +8,14 @@ state, a key/value cache) so that each new character costs the same whatever cam
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class ModelConfig:
-    """Every hyperparameter a model may read; each model names the ones it uses in `options`."""
-
-    vocab_size: int = 27
-    max_len: int = 32  # longest item in the data: bounds sequence length (position tables, sampling)
-    block_size: int = 3  # characters of context for the fixed-window models
-    n_embd: int = 10
-    n_hidden: int = 200
-    n_layer: int = 2
-    n_head: int = 4
-    dropout: float = 0.0
-    batchnorm: bool = False
-    kaiming: bool = True  # scale hidden weights by gain / sqrt(fan_in), gain 5/3 for tanh
-    output_scale: float = 0.01  # shrink the output layer at init so the first loss is ln(V)
-    smoothing: float = 1.0  # add-k smoothing of the bigram counts
-    l2: float = 0.0  # weight of the L2 penalty on the bigram-nn table
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from ..config import ModelConfig
+from ..data import IGNORE, Batch, ItemBatches, Packed
 
 
 class CharModel(nn.Module):
@@ -46,10 +23,6 @@ class CharModel(nn.Module):
 
     # config fields this model reads (besides vocab_size and max_len); the CLI rejects others
     options: tuple[str, ...] = ()
-    # "items": trained on batches of whole items, one padded row each; "windows": on batches of
-    # (context, next char); "rows": on whole items two to a row (data.pack_rows), through
-    # forward_rows (a model that can keep the items of one row apart)
-    batch_unit = "items"
     # models fitted in closed form (no gradient steps) define fit(packed_train)
     closed_form = False
 
@@ -57,10 +30,22 @@ class CharModel(nn.Module):
         super().__init__()
         self.config = config
 
-    def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) token ids -> (B, T, V) logits. `mask` (B, T) marks real (non-padding)
+    def forward(self, idx: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, V) logits. `real` (B, T) marks the real (non-padding)
         positions, for layers whose training statistics must not see padding (BatchNorm)."""
         raise NotImplementedError
+
+    # Training: the trainer asks the model for its batches and for the loss of one. By default a
+    # batch is whole items, one padded row each; a model that learns better or faster from
+    # another layout (windows, several items to a row) overrides both, in its own file.
+
+    def batches(self, train: Packed, batch_size: int, generator: torch.Generator, device) -> Callable[[], Batch]:
+        """A function returning a random training batch each call, drawn with `generator`."""
+        return ItemBatches(train, batch_size, generator, device)
+
+    def loss(self, batch) -> torch.Tensor:
+        """Mean NLL per predicted character of a batch from `batches`."""
+        return next_token_loss(self(batch.x, real=batch.y != IGNORE), batch.y)
 
     def penalty(self) -> torch.Tensor | float:
         """Regularisation added to the training loss (not to reported NLL)."""
@@ -89,3 +74,8 @@ class CharModel(nn.Module):
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of (..., V) logits against (...) targets, padding (IGNORE) left out."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)

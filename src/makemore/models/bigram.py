@@ -31,7 +31,7 @@ class Bigram(CharModel):
         smoothed = self.counts + self.config.smoothing
         return (smoothed / smoothed.sum(1, keepdim=True)).log()
 
-    def forward(self, idx, mask=None):
+    def forward(self, idx, real=None):
         return self.log_probs()[idx]
 
     def start(self, batch_size):
@@ -54,7 +54,7 @@ class BigramNN(CharModel):
         # small weights so training starts from (almost) uniform, loss ln(V)
         self.W = nn.Parameter(torch.randn(V, V) * 0.01)
 
-    def forward(self, idx, mask=None):
+    def forward(self, idx, real=None):
         return self.W[idx]  # row lookup == one_hot(idx) @ W, without building the one-hot
 
     def penalty(self):

@@ -36,7 +36,7 @@ class BoW(CharModel):
         x = x + self.c_proj(torch.tanh(self.c_fc(x)))
         return self.lm_head(x)
 
-    def forward(self, idx, mask=None):
+    def forward(self, idx, real=None):
         pos = torch.arange(idx.shape[1], device=idx.device)
         x = self.embed(idx, pos)
         return self.head(x, x.cumsum(1) / (pos[:, None] + 1))

@@ -11,15 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import BOUNDARY
-from .base import CharModel, ModelConfig
+from ..data import BOUNDARY, Packed, WindowBatches
+from .base import CharModel, ModelConfig, next_token_loss
 
 TANH_GAIN = 5 / 3
 
 
 class MLP(CharModel):
     options = ("block_size", "n_embd", "n_hidden", "batchnorm", "kaiming", "output_scale")
-    batch_unit = "windows"
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -45,11 +44,18 @@ class MLP(CharModel):
             h = self.bn(h)
         return self.c_proj(torch.tanh(h))
 
-    def forward(self, idx, mask=None):
+    def forward(self, idx, real=None):
         B, T = idx.shape
         k = self.config.block_size
         ctx = F.pad(idx, (k - 1, 0), value=BOUNDARY).unfold(1, k, 1)  # (B, T, k): tokens t-k+1..t
         return self.forward_windows(ctx.reshape(B * T, k)).view(B, T, -1)
+
+    # trained as in the seeds: on random (context, next character) windows, not whole items
+    def batches(self, train: Packed, batch_size, generator, device):
+        return WindowBatches(train, self.config.block_size, batch_size, generator, device)
+
+    def loss(self, batch):
+        return next_token_loss(self.forward_windows(batch.x), batch.y)
 
     def start(self, batch_size):
         return torch.full((batch_size, self.config.block_size), BOUNDARY, dtype=torch.long, device=self.device)

@@ -1,10 +1,16 @@
-"""Recurrent models: RNN (Mikolov et al. 2010), LSTM (Hochreiter & Schmidhuber 1997, as in
-Graves 2013), GRU (Cho et al. 2014).
+"""Recurrent models, as PyTorch's fused kernels compute them:
+
+- RNN: the Elman network of Mikolov et al. 2010, a tanh hidden state.
+- LSTM: Hochreiter & Schmidhuber 1997 with the forget gate of Gers et al. 2000, and no
+  peephole connections (Graves 2013 has them; PyTorch's nn.LSTM does not).
+- GRU: Cho et al. 2014, except that the reset gate multiplies the recurrent term after its
+  matrix product, r * (W_hn h + b_hn), as cuDNN and nn.GRU do, where the paper has W_hn (r * h).
 
 Each cell is written out below as its equations, to be read. The fused PyTorch module (nn.RNN,
 nn.LSTM, nn.GRU) owns the weights and is the fast path; the cells read the same weights in
 PyTorch's gate layout, so both paths compute the same function (tested) and one checkpoint
-serves either. `fused=False` runs the readable cells.
+serves either. The `fused` option (`--no-fused`) trains and samples with the readable cells,
+whose nonlinearities `--diagnostics` can then see.
 """
 
 from __future__ import annotations
@@ -46,13 +52,13 @@ class Recurrent(CharModel):
     """Embedding -> stacked recurrent layers -> linear head. The state is the fused module's
     (n_layer, B, n_hidden) hidden state(s), as a tuple: (h,) or, for the LSTM, (h, c)."""
 
-    options = ("n_embd", "n_hidden", "n_layer", "dropout")
+    options = ("n_embd", "n_hidden", "n_layer", "dropout", "fused")
     fused_cls: type[nn.RNNBase]  # set by the subclasses below, with their `cell`
 
-    def __init__(self, config: ModelConfig, fused: bool = True):
+    def __init__(self, config: ModelConfig):
         super().__init__(config)
         c = config
-        self.fused = fused
+        self.fused = c.fused
         self.wte = nn.Embedding(c.vocab_size, c.n_embd)
         # dropout on the non-recurrent connections only, as Zaremba et al. 2014: the inputs,
         # between layers (nn.RNN's own `dropout`) and the outputs
@@ -61,8 +67,11 @@ class Recurrent(CharModel):
         self.lm_head = nn.Linear(c.n_hidden, c.vocab_size)
         with torch.no_grad():
             self.lm_head.weight.mul_(0.1)  # start near uniform: first loss ln(V)
+        # the readable path runs each layer's cell in a module of its own (no weights), so that
+        # diagnostics can name its nonlinearities by layer
+        self.cells = nn.ModuleList(Cell(self.cell) for _ in range(c.n_layer))
 
-    def forward(self, idx, mask=None):
+    def forward(self, idx, real=None):
         h, _ = self.run(self.drop(self.wte(idx)), self.start(idx.shape[0]))
         return self.lm_head(self.drop(h))
 
@@ -86,11 +95,22 @@ class Recurrent(CharModel):
                 if i > 0:
                     h = F.dropout(h, self.rnn.dropout, self.training)
                 weights = [getattr(self.rnn, f"{w}_l{i}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-                h, s = self.cell(h, tuple(part[i] for part in state), *weights)
+                h, s = self.cells[i](h, tuple(part[i] for part in state), *weights)
                 layer_states.append(s)
             state = tuple(torch.stack(part) for part in zip(*layer_states))
             outs.append(h)
         return torch.stack(outs, dim=1), state
+
+
+class Cell(nn.Module):
+    """One layer's readable cell; it reads the fused module's weights, passed in."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x, state, *weights):
+        return self.cell(x, state, *weights)
 
 
 class RNN(Recurrent):

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import Packed, RowBatches
 from ..errors import MakemoreError
-from .base import CharModel, ModelConfig
+from .base import CharModel, ModelConfig, next_token_loss
 
 
 class CausalSelfAttention(nn.Module):
@@ -23,8 +24,8 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, cache=None, t=0, mask=None):
-        """x (B, T, C); `mask` (B, 1, T, T), if given, says which keys each query may see
+    def forward(self, x, cache=None, t=0, attn_mask=None):
+        """x (B, T, C); `attn_mask` (B, 1, T, T), if given, says which keys each query may see
         (Transformer.forward_rows). With a cache (keys, values of shape (B, nh, max_len+1, hs)), x is the
         token at position t: its key and value are written there and it attends to 0..t."""
         B, T, C = x.shape
@@ -32,7 +33,7 @@ class CausalSelfAttention(nn.Module):
         if cache is None:
             # no dropout on the attention weights: on the CPU it forces the unfused kernel and costs
             # a third of a training step; the residual dropout below regularises enough
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None)
         else:
             keys, values = cache
             keys[:, :, t : t + T] = k
@@ -43,7 +44,9 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.c_proj(y))
 
 
-class MLP(nn.Module):
+class FeedForward(nn.Module):
+    """The block's position-wise MLP (nanoGPT's `MLP`): widen 4x, GELU, project back."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
@@ -60,16 +63,15 @@ class Block(nn.Module):
         self.ln_1 = nn.LayerNorm(config.n_embd)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd)
-        self.mlp = MLP(config)
+        self.mlp = FeedForward(config)
 
-    def forward(self, x, cache=None, t=0, mask=None):
-        x = x + self.attn(self.ln_1(x), cache, t, mask)
+    def forward(self, x, cache=None, t=0, attn_mask=None):
+        x = x + self.attn(self.ln_1(x), cache, t, attn_mask)
         return x + self.mlp(self.ln_2(x))
 
 
 class Transformer(CharModel):
     options = ("n_embd", "n_head", "n_layer", "dropout")
-    batch_unit = "rows"  # trained on two items per row, kept apart by the attention mask
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -92,7 +94,7 @@ class Transformer(CharModel):
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
 
-    def forward(self, idx, mask=None):
+    def forward(self, idx, real=None):
         return self.run(idx, None, 0)
 
     def run(self, idx, caches, t):
@@ -101,10 +103,10 @@ class Transformer(CharModel):
             raise ValueError(f"{t + T} tokens is more than this model's {self.config.max_len + 1} (its position table)")
         return self.decode(idx, torch.arange(t, t + T, device=idx.device), caches, t)
 
-    def decode(self, idx, pos, caches=None, t=0, mask=None):
+    def decode(self, idx, pos, caches=None, t=0, attn_mask=None):
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for i, block in enumerate(self.h):
-            x = block(x, None if caches is None else caches[i], t, mask)
+            x = block(x, None if caches is None else caches[i], t, attn_mask)
         return self.lm_head(self.ln_f(x))
 
     def forward_rows(self, rows):
@@ -114,7 +116,15 @@ class Transformer(CharModel):
         W = rows.x.shape[1]
         causal = torch.ones(W, W, dtype=torch.bool, device=rows.x.device).tril()
         same_item = rows.segment[:, :, None] == rows.segment[:, None, :]
-        return self.decode(rows.x, rows.pos, mask=(same_item & causal)[:, None])
+        return self.decode(rows.x, rows.pos, attn_mask=(same_item & causal)[:, None])
+
+    # trained on two items per row, kept apart by the attention mask: the same loss as one
+    # padded row per item, with far less padding computed
+    def batches(self, train: Packed, batch_size, generator, device):
+        return RowBatches(train, batch_size, generator, device)
+
+    def loss(self, batch):
+        return next_token_loss(self.forward_rows(batch), batch.y)
 
     def max_tokens(self):
         return self.config.max_len + 1

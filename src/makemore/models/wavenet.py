@@ -24,10 +24,10 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     and time together, and padding after the end of an item is left out of them.
     """
 
-    def forward(self, x, mask=None):
-        if self.training and mask is not None:
+    def forward(self, x, real=None):
+        if self.training and real is not None:
             out = torch.zeros_like(x)  # padding only feeds padding (causality), so 0 is safe
-            out[mask] = super().forward(x[mask])
+            out[real] = super().forward(x[real])
             return out
         return super().forward(x.reshape(-1, x.shape[-1])).view_as(x)
 
@@ -44,8 +44,8 @@ class Layer(nn.Module):
         with torch.no_grad():
             self.c_fc.weight.normal_().div_((2 * n_in) ** 0.5)  # the lecture's Linear init
 
-    def forward(self, older, newer, mask=None):
-        return self.dropout(torch.tanh(self.bn(self.c_fc(torch.cat([older, newer], dim=-1)), mask)))
+    def forward(self, older, newer, real=None):
+        return self.dropout(torch.tanh(self.bn(self.c_fc(torch.cat([older, newer], dim=-1)), real)))
 
 
 class WaveNet(CharModel):
@@ -64,17 +64,17 @@ class WaveNet(CharModel):
         with torch.no_grad():
             self.lm_head.weight.mul_(0.1)  # as in the lecture: a less confident first guess
 
-    def forward(self, idx, mask=None):
+    def forward(self, idx, real=None):
         pad = self.config.block_size - 1
         # the window before the first character is all boundary tokens, as in the seeds' build_dataset
         x = self.wte(F.pad(idx, (pad, 0), value=BOUNDARY))
-        if mask is not None:
+        if real is not None:
             # positions before the item count in the statistics: real predictions read them
-            mask = F.pad(mask, (pad, 0), value=True)
+            real = F.pad(real, (pad, 0), value=True)
         for layer in self.layers:
             d = layer.dilation
-            mask = None if mask is None else mask[:, d:]
-            x = layer(x[:, :-d], x[:, d:], mask)  # length shrinks by d: T+7 -> T+6 -> T+4 -> T
+            real = None if real is None else real[:, d:]
+            x = layer(x[:, :-d], x[:, d:], real)  # length shrinks by d: T+7 -> T+6 -> T+4 -> T
         return self.lm_head(x)
 
     def start(self, batch_size):

@@ -1,0 +1,258 @@
+"""Every model and training option, declared once.
+
+An option is a field of `ModelConfig` or `TrainConfig` declared with `option(...)`: its type
+(the annotation), default, help and allowed values live here and nowhere else. From them come
+the command line's flags (cli.py), the Python API's keyword checks, the validation messages,
+what config.json records and what `--resume` may change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+
+from .errors import MakemoreError
+
+DEFAULT_SPLIT_SEED = 42  # the seeds' random.seed(42) before shuffling the words
+MAX_SEED = 2**64 - 1  # the largest seed torch.manual_seed takes
+MAX_ITEM_CHARS = 1000  # default longest item: every item of a split is padded to the longest one
+DEFAULT_INTERVAL = 100  # steps between diagnostics records: keeps their cost small (benchmarks/diagnostics_overhead.py)
+MAX_PARAMS = 2 * 10**9  # a model past this would not fit in memory here, nor train in any time we mean
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a value must be, beyond its type. Bounds are inclusive unless `above` is set."""
+
+    help: str
+    low: float | None = None
+    high: float | None = None
+    above: bool = False  # the value must be strictly greater than `low`
+    choices: tuple[str, ...] | None = None
+    resumable: bool = False  # `resume` may change it
+    short: str | None = None  # a one-letter flag beside the long one, e.g. -n
+
+
+def option(default, help: str, **spec) -> typing.Any:
+    return field(default=default, metadata={"option": Spec(help, **spec)})
+
+
+class OptionError(MakemoreError):
+    """A bad option. Its message names options as `--flag` on the command line and as `name` in
+    Python: `render` writes the message given how to show an option's name."""
+
+    def __init__(self, render: typing.Callable[[typing.Callable[[str], str]], str]):
+        self.render = render
+        super().__init__(render(str))
+
+    @classmethod
+    def bad_value(cls, name: str, problem: str) -> "OptionError":
+        return cls(lambda show: f"{show(name)} {problem}")
+
+    def for_cli(self) -> str:
+        return self.render(flag)
+
+
+def flag(name: str) -> str:
+    """How the command line spells an option: its one-letter flag if it has one, else --name-with-dashes."""
+    for table in (TRAIN_OPTIONS, MODEL_OPTIONS, SAMPLE_OPTIONS):
+        if name in table and table[name].spec.short:
+            return table[name].spec.short
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: type  # int, float, bool or str
+    optional: bool  # None is allowed (and means "decide from the rest")
+    default: typing.Any
+    spec: Spec
+
+    def check(self, value):
+        """The value, normalised (ints given for floats become floats), or OptionError."""
+        if value is None:
+            if self.optional:
+                return None
+            raise OptionError.bad_value(self.name, "must be given (got None)")
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise OptionError.bad_value(self.name, f"must be True or False (got {value!r})")
+            return value
+        if self.kind is str:
+            if self.spec.choices and value not in self.spec.choices:
+                raise OptionError.bad_value(self.name, f"must be one of: {', '.join(self.spec.choices)} (got {value!r})")
+            if not isinstance(value, str):
+                raise OptionError.bad_value(self.name, f"must be text (got {value!r})")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else int):
+            raise OptionError.bad_value(self.name, f"must be {'a number' if self.kind is float else 'a whole number'} (got {value!r})")
+        if self.kind is float:
+            value = float(value)
+            if not math.isfinite(value):
+                raise OptionError.bad_value(self.name, f"must be a finite number (got {value})")
+        low, high = self.spec.low, self.spec.high
+        if low is not None and (value <= low if self.spec.above else value < low):
+            raise OptionError.bad_value(self.name, f"must be {'>' if self.spec.above else 'at least'} {shown(low)} (got {value})")
+        if high is not None and value > high:
+            raise OptionError.bad_value(self.name, f"must be at most {shown(high)} (got {value})")
+        return value
+
+
+def shown(bound: float) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+
+
+def options_of(cls) -> dict[str, Option]:
+    """The declared options of a config class, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        if "option" not in f.metadata:
+            continue
+        kind, optional = hints[f.name], False
+        if isinstance(kind, types.UnionType):
+            args = [a for a in typing.get_args(kind) if a is not type(None)]
+            kind, optional = args[0], len(args) < len(typing.get_args(kind))
+        out[f.name] = Option(f.name, kind, optional, None if f.default is MISSING else f.default, f.metadata["option"])
+    return out
+
+
+class Config:
+    """Shared by ModelConfig and TrainConfig: checked on creation, round-trips through config.json."""
+
+    def __post_init__(self):
+        for name, opt in options_of(type(self)).items():
+            object.__setattr__(self, name, opt.check(getattr(self, name)))
+        self.check()
+
+    def check(self) -> None:
+        """Rules between options; each class adds its own."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def check_path(name: str, value, optional: bool = True) -> None:
+    """A file or folder argument of the Python API is a str or a path (None where it has a default)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, (str, os.PathLike)) or value == "":
+        raise MakemoreError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
+
+
+def unknown_option(name: str, known) -> MakemoreError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return MakemoreError(f"unknown option {name!r}; {guess}the options are: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class ModelConfig(Config):
+    """Every hyperparameter a model may read; each model names the ones it uses in `options`.
+    vocab_size and max_len come from the data, not from the user."""
+
+    vocab_size: int = 27
+    max_len: int = 32  # longest item in the data: bounds sequence length (position tables, sampling)
+    block_size: int = option(3, "characters of context (mlp, wavenet)", low=1, high=1024)
+    n_embd: int = option(10, "embedding width", low=1, high=8192)
+    n_hidden: int = option(200, "hidden width", low=1, high=16384)
+    n_layer: int = option(2, "number of layers", low=1, high=64)
+    n_head: int = option(4, "attention heads (transformer)", low=1, high=256)
+    dropout: float = option(0.0, "dropout probability", low=0.0, high=0.99)
+    batchnorm: bool = option(False, "BatchNorm before the tanh (mlp)")
+    kaiming: bool = option(True, "Kaiming init with the tanh gain (mlp)")
+    output_scale: float = option(0.01, "scale of the output layer at init (mlp)", low=0.0, high=100.0)
+    smoothing: float = option(1.0, "add-k smoothing of the counts (bigram)", low=0.0, high=1e9)
+    l2: float = option(0.0, "L2 penalty on the weight table (bigram-nn)", low=0.0, high=1e9)
+    fused: bool = option(True, "PyTorch's fused recurrent kernel (rnn, lstm, gru); --no-fused runs the readable "
+                               "cells, slower, whose nonlinearities --diagnostics can see")
+
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    max_steps: int = option(10_000, "optimisation steps (default: the model's)", low=0, high=10**9, resumable=True)
+    time_budget: float | None = option(None, "stop after this many seconds of training", low=0.0, above=True, resumable=True)
+    batch_size: int = option(32, "items per batch (characters for mlp)", low=1, high=2**20)
+    optimizer: str = option("adamw", "optimiser", choices=OPTIMIZERS)
+    lr: float = option(1e-3, "learning rate", low=0.0, above=True)
+    lr_schedule: str = option("constant", "step: lr/10 from half way; cosine: down to lr/10", choices=SCHEDULES)
+    weight_decay: float = option(0.01, "AdamW weight decay", low=0.0)
+    warmup_steps: int = option(0, "linear learning-rate warm-up steps", low=0, high=10**9)
+    ema: float = option(0.0, "keep a moving average of the weights with this decay (e.g. 0.999) and evaluate and save it; "
+                             "0: off", low=0.0, high=0.999999999)
+    eval_interval: int | None = option(None, "steps between exact evaluations and checkpoints (default: about 20 per run)",
+                                       low=1, high=10**9)
+    seed: int = option(1337, "random seed for init and batches", low=0, high=MAX_SEED)
+    split_seed: int = option(DEFAULT_SPLIT_SEED, "seed of the train/val/test shuffle", low=0, high=MAX_SEED)
+    max_item_length: int = option(MAX_ITEM_CHARS, "refuse data with a longer item (each item is padded to the longest)",
+                                  low=1, high=10**6)
+    diagnostics: bool = option(False, "record activation, gradient and update statistics for `makemore plot`")
+    diagnostics_interval: int | None = option(None, f"steps between diagnostic records (default {DEFAULT_INTERVAL})", low=1, high=10**9)
+    tensorboard: bool = option(False, "also log losses and learning rate to RUN/tensorboard (needs makemore[tensorboard])")
+
+    def check(self) -> None:
+        if self.diagnostics_interval is not None and not self.diagnostics:
+            raise OptionError(lambda show: f"{show('diagnostics_interval')} sets how often {show('diagnostics')} records; "
+                                           f"pass {show('diagnostics')} too")
+
+    @property
+    def eval_every(self) -> int:
+        """Steps between evaluations: as asked, or about 20 over the run."""
+        return self.eval_interval or max(1, min(2000, self.max_steps // 20))
+
+
+@dataclass(frozen=True)
+class SampleConfig(Config):
+    """How `sample` draws items from a trained model."""
+
+    n: int = option(10, "how many items", low=1, high=10**7, short="-n")
+    seed: int | None = option(None, "same seed, same items (default: random)", low=0, high=MAX_SEED)
+    # below about 1e-30, logits / temperature overflows float32 and the probabilities become NaN
+    temperature: float = option(1.0, "below 1: safer, more typical items; above 1: wilder ones", low=1e-6, high=1e6)
+    top_k: int | None = option(None, "draw only from the k most likely next characters", low=1, high=10**6)
+    top_p: float | None = option(None, "draw only from the most likely characters that hold this much probability",
+                                 low=0.0, above=True, high=1.0)
+    prefix: str = option("", "continue items that start with this text")
+    novel: bool = option(False, "only distinct items not in the training data")
+
+
+MODEL_OPTIONS = options_of(ModelConfig)
+TRAIN_OPTIONS = options_of(TrainConfig)
+SAMPLE_OPTIONS = options_of(SampleConfig)
+RESUMABLE = tuple(name for name, opt in TRAIN_OPTIONS.items() if opt.spec.resumable)
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """Keyword options into (model options, training options); an unknown name is an error that
+    names the valid ones, so a typo is never silently ignored."""
+    for name in options:
+        if name not in MODEL_OPTIONS and name not in TRAIN_OPTIONS:
+            raise unknown_option(name, [*TRAIN_OPTIONS, *MODEL_OPTIONS])
+    model = {k: v for k, v in options.items() if k in MODEL_OPTIONS}
+    return model, {k: v for k, v in options.items() if k in TRAIN_OPTIONS}
+
+
+def resume_changes(changes: dict) -> dict:
+    """What a resumed run may change: only the options declared resumable (its limits)."""
+    fixed = [name for name in changes if name not in RESUMABLE]
+    for name in fixed:
+        if name not in MODEL_OPTIONS and name not in TRAIN_OPTIONS:
+            raise unknown_option(name, RESUMABLE)
+    if fixed:
+        raise OptionError(lambda show: f"a resumed run continues as it was configured; only {' and '.join(map(show, RESUMABLE))} "
+                                       f"may change (drop {', '.join(map(show, fixed))})")
+    return changes

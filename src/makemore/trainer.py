@@ -1,0 +1,429 @@
+"""Training: from options to a run directory holding the best model, its metrics and a checkpoint.
+
+`train` resolves the options against the model's registry defaults, checks everything, creates
+the run directory and hands over to the `Trainer`; `resume` rebuilds a Trainer from a run
+directory's last checkpoint. The Trainer's loop reads top to bottom: learning rate, batch, loss,
+backward, step, weight average, log, and every `eval_every` steps an exact evaluation and a
+checkpoint. Models fitted in closed form (the bigram counts) skip the loop.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch.optim.swa_utils import AveragedModel
+from tqdm.auto import tqdm
+
+from . import __version__, tensorboard
+from .checkpoint import (MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, read_state, restore_optimizer, run_dataset,
+                         save_tensors, write_json)
+from .config import MAX_PARAMS, TRAIN_OPTIONS, check_path, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
+from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset
+from .device import pick_device
+from .diagnostics import DEFAULT_INTERVAL, Diagnostics
+from .errors import Diverged, MakemoreError, RunError
+from .evaluate import EvalResult, evaluate
+from .models import DEFAULT_MODEL, CharModel, build, get_spec
+
+DIVERGENCE_CHECK = 10  # steps between looks at whether the loss is still finite (one device sync each)
+
+
+def learning_rate(tc: TrainConfig, step: int, progress: float) -> float:
+    """`progress` in [0, 1]: the larger of steps done and time spent, as fractions of the limits."""
+    if step < tc.warmup_steps:
+        return tc.lr * (step + 1) / tc.warmup_steps
+    if tc.lr_schedule == "step":
+        return tc.lr if progress < 0.5 else tc.lr / 10
+    if tc.lr_schedule == "cosine":
+        return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))  # decay to lr/10
+    return tc.lr
+
+
+def make_optimizer(model: CharModel, tc: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=tc.lr)
+    # decay matrices only: biases, norms and 1-d gains are not regularised (as in nanoGPT)
+    decay = [p for p in params if p.dim() >= 2]
+    other = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": tc.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=tc.lr, betas=(0.9, 0.99))
+
+
+def resolve_configs(model: str | None, data: Dataset, options: dict) -> tuple[str, ModelConfig, TrainConfig]:
+    """The model's registry defaults, then the caller's options (None: keep the default). Unknown
+    options, and options the model does not read, are refused: no option is silently ignored."""
+    name = model or DEFAULT_MODEL
+    spec = get_spec(name)
+    model_options, train_options = split_options({k: v for k, v in options.items() if v is not None})
+    unused = [k for k in model_options if k not in spec.cls.options]
+    if unused:
+        raise OptionError(lambda show: f"model {name} does not use {', '.join(map(show, unused))}; "
+                                       f"see `makemore models` for what it reads")
+    config = replace(spec.config, vocab_size=len(data.vocab), max_len=data.max_len, **model_options)
+    tc = replace(spec.train, split_seed=data.split_seed, **train_options)
+    if tc.diagnostics and spec.cls.closed_form:
+        raise MakemoreError(f"{name} is fitted by counting, without gradient steps: there is nothing for --diagnostics to record")
+    return name, config, tc
+
+
+def check_size(name: str, config: ModelConfig) -> None:
+    """Count the parameters on the meta device (no memory) and refuse a model too big to hold."""
+    with torch.device("meta"):
+        n = build(name, config).num_params()
+    if n > MAX_PARAMS:
+        raise MakemoreError(f"{name} with these options has {n:,} parameters, more than the {MAX_PARAMS:,} makemore allows; "
+                            "make --n-embd, --n-hidden, --n-layer or --block-size smaller")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    seconds: float
+    final: dict[str, EvalResult]
+    interrupted: bool = False
+
+
+def run_config(name: str, config: ModelConfig, tc: TrainConfig, data: Dataset, source: str, n_params: int) -> dict:
+    """What config.json holds: enough to rebuild the vocabulary, the model and its data split."""
+    return {
+        "makemore_version": __version__,
+        "model": name,
+        "model_config": config.to_dict(),
+        "train_config": tc.to_dict(),
+        "vocab": data.vocab.alphabet,
+        "params": n_params,
+        "data": {
+            "source": source,
+            "fingerprint": data.fingerprint,
+            "items": len(data.items),
+            "split_seed": data.split_seed,
+            "split": {s: {"items": len(data.splits[s]), "chars": data.packed(s).chars} for s in SPLIT_NAMES},
+        },
+    }
+
+
+def data_source(spec: str | None, data: Dataset) -> str:
+    """How config.json names the data: a built-in name, or an absolute path."""
+    spec = spec or "names"
+    return spec if spec in BUILTIN else str(data.path.resolve())
+
+
+def train(
+    data: str | None = None,
+    model: str | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    force: bool = False,
+    quiet: bool = False,
+    log=print,
+    **options,
+) -> TrainResult:
+    """Train a model on a file of lines (or a built-in dataset) into the run directory `out`.
+
+    `options` are ModelConfig options (n_embd=64, batchnorm=True, ...) and TrainConfig options
+    (max_steps=1000, lr=0.1, split_seed=42, ...); unset ones take the model's registry defaults.
+    An unknown option, a value of the wrong type or out of range raises MakemoreError, before
+    anything is written.
+    """
+    check_path("data", data)
+    check_path("out", out)
+    dataset = load_data(data, options)
+    name, config, tc = resolve_configs(model, dataset, options)
+    if tc.tensorboard:
+        tensorboard.require()
+    dev = pick_device(device)
+    check_size(name, config)
+    run = RunDir(out or Path("runs") / name)
+    run.check_new(force)
+
+    torch.manual_seed(tc.seed)
+    net = build(name, config).to(dev)
+    # the run directory appears only once everything above has been checked
+    run.path.mkdir(parents=True, exist_ok=True)
+    with run.lock():
+        run.check_new(force)  # again, holding the lock: another process may have started here meanwhile
+        run.create(run_config(name, config, tc, dataset, data_source(data, dataset), net.num_params()))
+        return Trainer(run, net, dataset, tc, dev, quiet, log).fit()
+
+
+def load_data(data: str | None, options: dict) -> Dataset:
+    """Read and split the data with the options that shape it, checked before the file is read."""
+    split_options(options)  # a typo fails before the data is read
+    shape = {name: options.get(name) for name in ("split_seed", "max_item_length")}
+    shape = {name: TRAIN_OPTIONS[name].default if v is None else TRAIN_OPTIONS[name].check(v) for name, v in shape.items()}
+    return Dataset.load(data, shape["split_seed"], max_item_chars=shape["max_item_length"])
+
+
+def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=print, **changes) -> TrainResult:
+    """Continue a run from its last checkpoint. `changes` may set only the options declared
+    resumable (max_steps, time_budget): a run continues as it was configured."""
+    changes = resume_changes({k: v for k, v in changes.items() if v is not None})
+    check_path("run_path", run_path, optional=False)
+    run = RunDir(run_path)
+    run.read_config()  # a clear error for a missing or foreign directory before locking anything in it
+    with run.lock():
+        saved = run.read_config()  # config.json, as a dict
+        if not run.file(STATE).exists():
+            raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run with the same options")
+        dataset = run_dataset(saved, advice="put the original file back where it was")
+        tc = replace(TrainConfig.from_dict(saved["train_config"]), **changes)
+        if tc.tensorboard:
+            tensorboard.require()
+        saved["train_config"] = tc.to_dict()
+        dev = pick_device(device)
+        net = build(saved["model"], ModelConfig.from_dict(saved["model_config"])).to(dev)
+        run.write_config(saved)
+        return Trainer(run, net, dataset, tc, dev, quiet, log).fit(resume=True)
+
+
+class WeightAverage:
+    """An exponential moving average of the weights and buffers (Polyak averaging), kept beside
+    the model. Evaluating the average instead of the last weights takes out the noise of the
+    last steps (benchmarks/results/models.md compares lstm with it and lstm-no-ema without).
+    The decay ramps up as (1 + n) / (10 + n) to `decay`, so short runs are not dominated by the
+    first weights."""
+
+    def __init__(self, model: CharModel, decay: float):
+        self.decay, self.updates = decay, 0
+        self.averaged = AveragedModel(model, multi_avg_fn=self.blend, use_buffers=True)
+
+    @property
+    def model(self) -> CharModel:
+        return self.averaged.module
+
+    @torch.no_grad()
+    def blend(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _n) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for a, c in zip(averaged, current):
+            if a.is_floating_point():
+                a.lerp_(c, 1 - decay)
+            else:  # counters such as BatchNorm's num_batches_tracked
+                a.copy_(c)
+
+    def update(self, model: CharModel) -> None:
+        self.averaged.update_parameters(model)
+        self.updates += 1
+
+
+@dataclass
+class TrainState:
+    """A run's progress: saved in every checkpoint and restored by --resume as one unit."""
+
+    step: int = 0
+    elapsed: float = 0.0  # training seconds, summed over resumed sessions
+    best_val: float = math.inf
+    step_losses: torch.Tensor = field(default_factory=lambda: torch.empty(0))  # every step's batch loss
+    average_updates: int = 0  # updates of the weight average so far
+
+    def meta(self) -> dict:
+        return {"step": self.step, "elapsed": self.elapsed, "best_val": self.best_val, "average_updates": self.average_updates}
+
+
+class Trainer:
+    def __init__(self, run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, device, quiet: bool, log):
+        self.run, self.model, self.data, self.tc, self.device = run, model, data, tc, device
+        self.quiet, self.log = quiet, log
+        self.eval_sets = {s: data.packed(s).to(device) for s in ("train", "val")}
+        self.state = TrainState()
+        self.pending: list[torch.Tensor] = []  # losses since the last checkpoint, still on the device
+        self.last_checkpoint: int | None = None  # the step of the last evaluation and checkpoint
+        self.finite = torch.ones((), dtype=torch.bool, device=device)  # every loss since the last look was finite
+        self.diagnostics = Diagnostics(model, run, tc.diagnostics_interval or DEFAULT_INTERVAL) if tc.diagnostics else None
+        self.average = WeightAverage(model, tc.ema) if tc.ema else None
+        self.board = None
+
+    @property
+    def kept(self) -> CharModel:
+        """The model that is evaluated and saved: the weight average when there is one."""
+        return self.average.model if self.average else self.model
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        interrupted = False
+        if self.model.closed_form:
+            self.fit_closed_form()
+        else:
+            self.generator = torch.Generator().manual_seed(self.tc.seed)
+            self.batches = self.model.batches(self.data.packed("train"), self.tc.batch_size, self.generator, self.device)
+            self.optimizer = make_optimizer(self.model, self.tc)
+            if resume:
+                self.load_checkpoint()
+                self.log(f"resuming {self.run.path} at step {self.state.step}")
+            self.board = tensorboard.Board(self.run.path, self.state.step) if self.tc.tensorboard else None
+            try:
+                self.loop()
+            except KeyboardInterrupt:
+                interrupted = True
+                self.log(f"interrupted at step {self.state.step}; the best model so far is kept in {self.run.path}")
+            except Diverged as e:
+                raise self.diverged(str(e)) from None
+        return self.finish(interrupted)
+
+    def diverged(self, what: str) -> Diverged:
+        """Keep the best finite model (never the diverged one) and say what happened and what to try.
+        The last checkpoint, from before the divergence, stays as it was."""
+        if self.board:
+            self.board.close()
+        advice = f"try a lower --lr than {self.tc.lr:g}" + (" or a longer --warmup-steps" if self.tc.optimizer == "adamw" else "")
+        if not self.run.file(MODEL).exists():
+            return Diverged(f"training diverged at step {self.state.step} ({what}) before any model was worth keeping; {advice}")
+        self.finish(interrupted=False, diverged=True)
+        return Diverged(f"training diverged at step {self.state.step} ({what}); the best model before it, val NLL "
+                        f"{self.state.best_val:.4g}, is kept in {self.run.path}; {advice}")
+
+    def fit_closed_form(self) -> None:
+        self.board = tensorboard.Board(self.run.path, 0) if self.tc.tensorboard else None
+        self.model.fit(self.data.packed("train").to(self.device))
+        self.keep(self.evaluate(lr=0.0, chars_per_sec=0.0))  # with no smoothing an unseen pair makes the NLL inf: a result, not a failure
+
+    def loop(self) -> None:
+        """Train until max_steps or the time budget, evaluating and checkpointing every eval_every steps."""
+        model, tc, state, opt = self.model, self.tc, self.state, self.optimizer
+        model.train()
+        start = time.perf_counter() - state.elapsed
+        lr, throughput, smooth_loss = tc.lr, 0.0, None
+        chars, window_start = 0, time.perf_counter()
+        with tqdm(total=tc.max_steps, initial=state.step, disable=self.quiet, unit="step", dynamic_ncols=True) as bar:
+            while state.step < tc.max_steps:
+                state.elapsed = time.perf_counter() - start
+                if tc.time_budget is not None and state.elapsed >= tc.time_budget:
+                    break
+                lr = self.schedule()
+                batch = self.batches()
+                with self.watch(lr):
+                    loss = model.loss(batch)
+                    opt.zero_grad(set_to_none=True)
+                    (loss + model.penalty()).backward()
+                    opt.step()
+                if self.average:
+                    self.average.update(model)
+                self.pending.append(loss.detach())
+                self.finite &= torch.isfinite(loss.detach())
+                state.step += 1
+                if state.step % DIVERGENCE_CHECK == 0 and not self.finite:
+                    raise Diverged("the training loss is no longer a finite number")
+                bar.update(1)
+                chars += (batch.y != IGNORE).sum()  # a tensor: read back only every 50 steps, no per-step GPU sync
+                if state.step % 50 == 0 or state.step == tc.max_steps:
+                    value = loss.item()
+                    smooth_loss = value if smooth_loss is None else 0.9 * smooth_loss + 0.1 * value
+                    now = time.perf_counter()
+                    throughput, chars, window_start = int(chars) / max(now - window_start, 1e-9), 0, now
+                    bar.set_postfix(loss=f"{smooth_loss:.4f}", best_val=f"{state.best_val:.4f}", chars_s=f"{throughput:,.0f}", refresh=False)
+                if state.step % tc.eval_every == 0:
+                    state.elapsed = time.perf_counter() - start
+                    self.checkpoint(lr, throughput)
+                    chars, window_start = 0, time.perf_counter()  # throughput leaves evaluation time out
+                    model.train()
+        state.elapsed = time.perf_counter() - start
+        if self.last_checkpoint != state.step:
+            self.checkpoint(lr, throughput)
+
+    def schedule(self) -> float:
+        """Set this step's learning rate: the schedule follows whichever of steps and time runs out first."""
+        tc, state = self.tc, self.state
+        progress = state.step / tc.max_steps
+        if tc.time_budget is not None:
+            progress = max(progress, state.elapsed / tc.time_budget)
+        lr = learning_rate(tc, state.step, progress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def watch(self, lr: float):
+        """Diagnostics of this step's forward, backward and update when one is due; else nothing."""
+        if self.diagnostics is None or not self.diagnostics.due(self.state.step):
+            return nullcontext()
+        return self.diagnostics.watch(self.state.step, lr)
+
+    def evaluate(self, lr: float, chars_per_sec: float) -> dict:
+        """Exact train and val NLL of the kept model into metrics.jsonl; save it if val is the best yet."""
+        record = {"step": self.state.step}
+        for split, packed in self.eval_sets.items():
+            record[f"{split}_loss"] = evaluate(self.kept, packed, split).nll
+        record.update({"lr": lr, "chars_per_sec": round(chars_per_sec, 1), "elapsed": round(self.state.elapsed, 3)})
+        return record
+
+    def keep(self, record: dict) -> None:
+        """Append an evaluation to metrics.jsonl; save the kept model if its val NLL is the best yet."""
+        self.run.append_metrics(record)
+        if self.board:
+            self.board.evaluation(record)
+        if record["val_loss"] < self.state.best_val:
+            self.state.best_val = record["val_loss"]
+            self.run.save_model(self.kept)
+
+    def checkpoint(self, lr: float, throughput: float) -> None:
+        """Evaluate, keep the model if it is the best, and save the state --resume starts from;
+        a diverged model is never checkpointed, so the last checkpoint stays a finite one."""
+        if not self.finite:
+            raise Diverged("the training loss is no longer a finite number")
+        record = self.evaluate(lr, throughput)
+        for split in self.eval_sets:
+            if not math.isfinite(record[f"{split}_loss"]):
+                raise Diverged(f"the {split} NLL is {record[f'{split}_loss']}")
+        self.keep_step_losses()
+        if self.diagnostics:
+            self.diagnostics.flush()
+        self.keep(record)
+        self.save_checkpoint()
+        self.last_checkpoint = self.state.step
+
+    def keep_step_losses(self) -> None:
+        """Move the losses since the last checkpoint off the device: one copy here, not a sync every step."""
+        if self.pending:
+            new = torch.stack(self.pending).float().cpu()
+            if self.board:
+                self.board.steps(len(self.state.step_losses), new)
+            self.state.step_losses = torch.cat([self.state.step_losses, new])
+            self.pending = []
+
+    def save_checkpoint(self) -> None:
+        """state.safetensors: weights, weight average, optimiser, random states and progress."""
+        if self.average:
+            self.state.average_updates = self.average.updates
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.average:
+            tensors.update({f"average.{k}": v for k, v in self.average.averaged.state_dict().items()})
+        buffer = io.BytesIO()
+        torch.save(self.optimizer.state_dict(), buffer)  # read back with weights_only=True: tensors and plain values only
+        tensors["optimizer"] = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+        tensors[STEP_LOSS] = self.state.step_losses
+        tensors["rng.batches"] = self.generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_tensors(self.run.file(STATE), tensors, self.state.meta())
+
+    def load_checkpoint(self) -> None:
+        path = self.run.file(STATE)
+        tensors, meta = read_state(path)
+        load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
+        restore_optimizer(self.optimizer, tensors, path)
+        self.generator.set_state(tensors["rng.batches"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.state = TrainState(meta["step"], meta["elapsed"], meta["best_val"], tensors[STEP_LOSS], meta["average_updates"])
+        if self.average:
+            load_state(self.average.averaged, {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}, path)
+            self.average.updates = self.state.average_updates
+        self.last_checkpoint = self.state.step
+        self.run.truncate_metrics(self.state.step)
+        if self.diagnostics:
+            self.diagnostics.truncate(self.state.step)
+
+    def finish(self, interrupted: bool, diverged: bool = False) -> TrainResult:
+        """Reload the best model by val NLL, evaluate it on every split, write summary.json."""
+        if self.board:
+            self.board.close()
+        if not self.run.file(MODEL).exists():  # Ctrl-C before the first evaluation: keep what there is
+            self.run.save_model(self.kept)
+        self.run.load_weights(self.model)
+        final = {s: evaluate(self.model, self.data.packed(s).to(self.device), s) for s in SPLIT_NAMES}
+        write_json(self.run.file(SUMMARY), {"step": self.state.step, "seconds": round(self.state.elapsed, 2), "interrupted": interrupted,
+                                            "diverged": diverged, **{s: r.to_dict() for s, r in final.items()}})
+        return TrainResult(self.run.path, self.state.step, self.state.elapsed, final, interrupted)
