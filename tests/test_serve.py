@@ -66,7 +66,7 @@ def test_models_card(client, runs):
     assert mlp["steps"] == 30 and mlp["novel"] is True
     assert mlp["curve"] == [{"step": r["step"], "train": r["train_loss"], "val": r["val_loss"]} for r in run.dir.read_metrics()]
     assert [p["step"] for p in mlp["curve"]] == [15, 30]
-    assert mlp["vocab"] == "".join(run.vocab.chars) and mlp["max_len"] == run.model_config.max_len
+    assert mlp["vocab"] == "".join(run.config["vocab"]) and mlp["max_len"] == run.model_config.max_len
     assert cards["bigram"]["params"] == 0
 
 
@@ -153,27 +153,27 @@ def test_a_run_whose_data_is_gone_serves_everything_but_novel(tmp_path):
     assert_json_error(post(client, "/api/sample", {"n": 4, "novel": True}), 422, "model 'run' cannot check novelty: the data it was trained on (gone.txt) is missing or has changed; ask without novel")
 
 
-# ---- bad input: a 4xx with {"error": "one line"}, worded as the CLI words it ----
+# ---- bad input: a 4xx with {"error": "one line"}: the CLI's checks and words, naming the JSON fields ----
 
 BAD = [
     # (path, JSON body, status, part of the message)
-    ("/api/sample", {"n": 0}, 422, "-n must be at least 1 (got 0)"),
-    ("/api/sample", {"n": -5}, 422, "-n must be at least 1 (got -5)"),
+    ("/api/sample", {"n": 0}, 422, "n must be at least 1 (got 0)"),
+    ("/api/sample", {"n": -5}, 422, "n must be at least 1 (got -5)"),
     ("/api/sample", {"n": 1001}, 422, "n must be at most 1000 per request (got 1001)"),
     ("/api/sample", {"n": "3"}, 422, "n: Input should be a valid integer"),
     ("/api/sample", {"n": 2.5}, 422, "n: Input should be a valid integer"),
     ("/api/sample", {"n": None}, 422, "n: Input should be a valid integer"),
     ("/api/sample", {"n": 10**30}, 422, "n must be at most 1000"),
-    ("/api/sample", {"temperature": 0}, 422, "--temperature must be > 0 (got 0"),
-    ("/api/sample", {"temperature": -1.0}, 422, "--temperature must be > 0"),
-    ("/api/sample", {"temperature": 1e-40}, 422, "temperature must be between 0.001 and 1000"),
-    ("/api/sample", {"temperature": 1e300}, 422, "temperature must be between 0.001 and 1000"),
+    ("/api/sample", {"temperature": 0}, 422, "temperature must be at least 1e-06 (got 0.0)"),
+    ("/api/sample", {"temperature": -1.0}, 422, "temperature must be at least 1e-06 (got -1.0)"),
+    ("/api/sample", {"temperature": 1e-40}, 422, "temperature must be at least 1e-06 (got 1e-40)"),
+    ("/api/sample", {"temperature": 1e300}, 422, "temperature must be at most 1e+06 (got 1e+300)"),
     ("/api/sample", {"temperature": "hot"}, 422, "temperature: Input should be a valid number"),
-    ("/api/sample", {"top_k": 0}, 422, "--top-k must be at least 1 (got 0)"),
-    ("/api/sample", {"top_p": 1.5}, 422, "--top-p must be in (0, 1] (got 1.5)"),
-    ("/api/sample", {"top_p": 0}, 422, "--top-p must be in (0, 1]"),
-    ("/api/sample", {"seed": -1}, 422, "seed must be between 0 and 2**63 - 1 (got -1)"),
-    ("/api/sample", {"seed": 2**64}, 422, "seed must be between 0 and 2**63 - 1"),
+    ("/api/sample", {"top_k": 0}, 422, "top_k must be at least 1 (got 0)"),
+    ("/api/sample", {"top_p": 1.5}, 422, "top_p must be at most 1 (got 1.5)"),
+    ("/api/sample", {"top_p": 0}, 422, "top_p must be > 0 (got 0.0)"),
+    ("/api/sample", {"seed": -1}, 422, "seed must be at least 0 (got -1)"),
+    ("/api/sample", {"seed": 2**64}, 422, "seed must be at most 18,446,744,073,709,551,615"),
     ("/api/sample", {"prefix": "Zo!"}, 422, "characters the model never saw in training ('Z', '!')"),
     ("/api/sample", {"prefix": "a" * 40}, 422, "--prefix has 40 characters; this model makes items of at most"),
     ("/api/sample", {"prefix": 7}, 422, "prefix: Input should be a valid string"),
@@ -218,6 +218,12 @@ def test_malformed_json_is_a_400(client):
     assert_json_error(r, 400, "the request body is not valid JSON")
     r = client.post("/api/score", content=b"\xff\xfe", headers={"Content-Type": "application/json"})
     assert_json_error(r, 400, "not valid JSON")
+
+
+@pytest.mark.parametrize("raw, message", [(b'{"temperature": NaN}', "temperature must be a finite number (got nan)"),
+                                          (b'{"top_p": Infinity}', "top_p must be a finite number (got inf)")])
+def test_numbers_json_should_not_hold_are_refused(client, raw, message):
+    assert_json_error(client.post("/api/sample", content=raw, headers={"Content-Type": "application/json"}), 422, message)
 
 
 def test_a_lone_surrogate_is_named_not_crashed_on(client):

@@ -173,7 +173,7 @@ def test_bad_input_shows_the_servers_one_line_message(page):
     assert page.locator("#explained").is_hidden()
     page.fill("#temperature", "0")
     page.click("#generate-btn")
-    expect(page.locator("#sample-status")).to_contain_text("--temperature must be > 0")
+    expect(page.locator("#sample-status")).to_contain_text("temperature must be at least 1e-06 (got 0.0)")
 
 
 def test_phone_width(browser, server, run):

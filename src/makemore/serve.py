@@ -40,10 +40,10 @@ import torch
 from . import __version__
 from .api import NotEnoughNovel, Run, load
 from .checkpoint import SUMMARY
+from .config import SampleConfig
 from .data import BUILTIN, pack
 from .evaluate import item_nll
 from .explain import explain_many
-from .sample import check_sampling
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,6 @@ class Limits:
     # A request that generates more items than this at once (novel draws included) waits for a
     # lane of its own, one such request at a time, so it never holds every worker.
     big_draws: int = 256
-    min_temperature: float = 1e-3  # below about 1e-38 the scaled logits overflow float32
-    max_temperature: float = 1e3
 
 
 class ApiError(Exception):
@@ -75,19 +73,20 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-# Request bodies. Types are checked strictly (no "10" for 10); ranges are checked by the same
-# code as the CLI's, so the messages match it.
+# Request bodies. Types are checked strictly (no "10" for 10); values by SampleConfig, the one
+# declaration of the sampling options that the CLI and Python API check with, so the messages are
+# theirs, naming the options as the JSON fields are named.
 class SampleRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     model: str | None = Field(None, description="a name from /api/models (default: the first)")
     n: int = Field(10, description="how many items (1 to 1000)")
-    temperature: float = Field(1.0, description="> 0; 1.0 samples the model as trained")
+    temperature: float = Field(1.0, description="1.0 samples the model as trained; below 1: safer, more typical items; above 1: wilder ones")
     top_k: int | None = Field(None, description="keep only the k most likely characters at each step")
     top_p: float | None = Field(None, description="keep the most likely characters whose mass reaches p, in (0, 1]")
     prefix: str = Field("", description="items start with this text")
     novel: bool = Field(False, description="only distinct items that are not in the training data")
-    seed: int | None = Field(None, description="same seed, same items (0 to 2**63 - 1; default random)")
+    seed: int | None = Field(None, description="same seed, same items (default random)")
 
 
 class ScoreRequest(BaseModel):
@@ -124,7 +123,7 @@ def card(name: str, run: Run) -> dict:
         "name": name,
         "model": cfg["model"],
         "params": cfg.get("params", run.model.num_params()),
-        "vocab": "".join(run.vocab.chars),
+        "vocab": "".join(run.config["vocab"]),
         "max_len": run.model_config.max_len,
         "data": {
             "source": source_name(data.get("source", "?")),
@@ -211,15 +210,9 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
     @app.post("/api/sample", summary="Generate items, each with its NLL per character")
     async def sample(req: SampleRequest):
         name, run = pick(req.model)
-        check_sampling(req.temperature, req.top_k, req.top_p)
-        if req.n < 1:
-            raise MakemoreError(f"-n must be at least 1 (got {req.n})")
         if req.n > limits.max_n:
             raise ApiError(422, f"n must be at most {limits.max_n} per request (got {req.n})")
-        if not limits.min_temperature <= req.temperature <= limits.max_temperature:
-            raise ApiError(422, f"temperature must be between {limits.min_temperature:g} and {limits.max_temperature:g} (got {req.temperature:g})")
-        if req.seed is not None and not 0 <= req.seed < 2**63:
-            raise ApiError(422, f"seed must be between 0 and 2**63 - 1 (got {req.seed})")
+        SampleConfig(req.n, req.seed, req.temperature, req.top_k, req.top_p, req.prefix, req.novel)  # OptionError: a 422
         if req.novel and name in novel_error:
             raise ApiError(422, novel_error[name])
         run.vocab.encode(req.prefix)  # unknown characters: the CLI's message, before any work
