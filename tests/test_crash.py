@@ -24,6 +24,13 @@ def makemore(*args, **kwargs):
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+def records(run) -> list[str]:
+    try:
+        return (run / "metrics.jsonl").read_text().splitlines()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return []
+
+
 def finished(run) -> dict:
     state = load_file(run / "state.safetensors")
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -48,10 +55,13 @@ def test_kill_9_at_random_moments_then_resume_reproduces_the_uninterrupted_run(s
     command = ["train", "--data", shared_data, "--out", run, *ARGS]
     for attempt in range(5):
         proc = makemore(*command)
+        # kill once the run has gone a random number of checkpoints further (progress, not seconds:
+        # a fast and a slow machine alike), then a random moment later, so some kills land in a write
+        target = len(records(run)) + rng.randint(0, 8)
         deadline = time.monotonic() + 60
-        while not (run / "config.json").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # torch is imported and the run has started
-        time.sleep(rng.uniform(0.0, 0.4))
+        while len(records(run)) < target and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.03))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CONFIG, RESTORE, RunDir, run_dataset
+from .checkpoint import CONFIG, RESTORE, RunDir, run_dataset, run_vocabulary
 from .data import SPLIT_NAMES, Vocabulary
 from .device import pick_device
 from .errors import MakemoreError, RunError
@@ -27,7 +27,7 @@ class Run:
         check_path("path", path, optional=False)
         self.dir = RunDir(path)
         self.config = self.dir.read_config()
-        self.vocab = Vocabulary(self.config["vocab"])
+        self.vocab = run_vocabulary(self.config)
         self.model_config = ModelConfig.from_dict(self.config["model_config"])
         try:
             with torch.device("meta"):  # shapes only: a config.json that describes a huge model allocates nothing

@@ -255,9 +255,13 @@ def check_config(cfg, path: Path) -> None:
             raise damaged(path, f'"vocab"[{i}] is {json.dumps(ch)[:40]}, not one character (other than a newline)')
     if len(set(vocab)) != len(vocab):
         raise damaged(path, '"vocab" lists a character twice')
-    if mc["vocab_size"] != len(vocab) + 1:
-        raise damaged(path, f'"vocab" has {len(vocab)} characters but "model_config" says the model has '
-                            f'{mc["vocab_size"]} tokens (the characters and the boundary); the two disagree')
+    labels = cfg.get("labels", [])
+    if type(labels) is not list or not all(type(label) is str and label for label in labels) or len(set(labels)) != len(labels):
+        raise damaged(path, '"labels" is not a list of distinct, non-empty labels')
+    if mc["vocab_size"] != len(vocab) + 1 + len(labels):
+        raise damaged(path, f'"vocab" has {len(vocab)} characters and "labels" {len(labels)} labels but "model_config" '
+                            f'says the model has {mc["vocab_size"]} tokens (the characters, the boundary and a start '
+                            'token per label); the two disagree')
 
     check_section(cfg["train_config"], TRAIN_OPTIONS, '"train_config"', path, known_only=True)
 
@@ -457,13 +461,18 @@ class RunDir:
         atomic_write(self.file(name), "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
 
 
+def run_vocabulary(config: dict) -> Vocabulary:
+    """The vocabulary a run was trained with: its characters, and its labels if it has any."""
+    return Vocabulary(config["vocab"], config.get("labels", []))
+
+
 def run_dataset(config: dict, data: str | None = None, advice: str = "pass the original file with --data PATH") -> Dataset:
     """A run's data (or `data` instead), split as in training, encoded with the run's vocabulary.
     `advice` says how the caller's user can point at the data when it has moved or changed."""
     source = data or config["data"]["source"]
     limit = max(MAX_ITEM_CHARS, config["model_config"]["max_len"])  # the run's own items passed its limit
     try:
-        dataset = Dataset.load(source, config["data"]["split_seed"], vocab=Vocabulary(config["vocab"]), max_item_chars=limit)
+        dataset = Dataset.load(source, config["data"]["split_seed"], vocab=run_vocabulary(config), max_item_chars=limit)
     except DataError as e:
         if data is None:  # the reader's reason, without its advice (which is for a --data option)
             raise DataError(f"cannot read the run's training data ({str(e).split('; ')[0]}); {advice}") from None

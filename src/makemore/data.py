@@ -27,7 +27,8 @@ from .errors import DataError
 BOUNDARY = 0
 BOUNDARY_SHOWN = "."
 IGNORE = -1
-BUILTIN = {"names": "names.txt"}
+BUILTIN = {"names": "names.txt", "names-sex": "names-sex.txt"}
+LABEL_SEPARATOR = "\t"  # a labelled line is "item<TAB>label"
 SPLIT_NAMES = ("train", "val", "test")
 MIN_ITEMS = 10  # the smallest dataset whose 80/10/10 split leaves every part non-empty
 # The longest item read by default. Every item is padded to the longest of its split (pack), so
@@ -115,19 +116,45 @@ def fingerprint(items: list[str]) -> str:
     return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
 
 
-class Vocabulary:
-    """Sorted data characters at 1.., the reserved boundary token at 0."""
+def split_labels(lines: list[str]) -> tuple[list[str], list[str] | None]:
+    """(items, labels) of lines read from a file. The data is labelled when every line holds a TAB:
+    "item<TAB>label", split at the last TAB. Otherwise there are no labels, and a TAB is a
+    character of its item like any other."""
+    if not all(LABEL_SEPARATOR in line for line in lines):
+        return lines, None
+    pairs = [line.rpartition(LABEL_SEPARATOR) for line in lines]
+    items, labels = [item.strip() for item, _, _ in pairs], [label.strip() for _, _, label in pairs]
+    for number, (item, label) in enumerate(zip(items, labels), 1):
+        if not item or not label:
+            raise DataError(f"item {number} of the labelled data ({lines[number - 1]!r}) has an empty "
+                            f"{'item' if not item else 'label'}; write each line as item<TAB>label")
+    return items, labels
 
-    def __init__(self, alphabet: list[str]):
+
+class Vocabulary:
+    """Sorted data characters at 1.., the reserved boundary token at 0, and with labelled data one
+    start token per label after the characters: an item of label L starts from L's token instead
+    of the boundary, so every model reads its label as the left context of its first character."""
+
+    def __init__(self, alphabet: list[str], labels: list[str] | tuple = ()):
         self.alphabet = list(alphabet)  # the data's characters, sorted; token i is alphabet[i - 1]
+        self.labels = list(labels)  # sorted; label j's start token is first_label + j
         self.stoi = {ch: i + 1 for i, ch in enumerate(self.alphabet)}
+        self.first_label = len(self.alphabet) + 1
 
     @classmethod
-    def from_items(cls, items: list[str]) -> "Vocabulary":
-        return cls(sorted(set("".join(items))))
+    def from_items(cls, items: list[str], labels: list[str] | None = None) -> "Vocabulary":
+        return cls(sorted(set("".join(items))), sorted(set(labels or ())))
 
     def __len__(self) -> int:
-        return len(self.alphabet) + 1
+        return len(self.alphabet) + 1 + len(self.labels)
+
+    def label_token(self, label: str) -> int:
+        if label not in self.labels:
+            if not self.labels:
+                raise DataError(f"this model was trained without labels, so it has no label {label!r}; leave the label out")
+            raise DataError(f"unknown label {label!r}; this model knows: {', '.join(self.labels)}")
+        return self.first_label + self.labels.index(label)
 
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` the vocabulary does not have, in order of first appearance."""
@@ -141,14 +168,16 @@ class Vocabulary:
         return [self.stoi[ch] for ch in text]
 
     def decode(self, ids) -> str:
-        """Characters for ids; the boundary token is dropped."""
-        return "".join(self.alphabet[i - 1] for i in ids if i != BOUNDARY)
+        """Characters for ids; the boundary and label tokens are dropped."""
+        return "".join(self.alphabet[i - 1] for i in ids if BOUNDARY < i < self.first_label)
 
     def shown(self, i: int) -> str:
+        if i >= self.first_label:
+            return f"<{self.labels[i - self.first_label]}>"
         return BOUNDARY_SHOWN if i == BOUNDARY else self.alphabet[i - 1]
 
 
-def split_items(items: list[str], seed: int = DEFAULT_SPLIT_SEED) -> dict[str, list[str]]:
+def split_items(items: list, seed: int = DEFAULT_SPLIT_SEED) -> dict[str, list]:
     """The seeds' split: random.seed(seed); random.shuffle(words); 80 % / 10 % / 10 %."""
     if len(items) < MIN_ITEMS:
         raise DataError(f"the data has {len(items)} items; a train/val/test split needs at least {MIN_ITEMS}")
@@ -177,8 +206,9 @@ class Packed:
         return Packed(self.x.to(device), self.y.to(device))
 
 
-def pack(vocab: Vocabulary, items: list[str], length: int | None = None) -> Packed:
-    """Encode items into padded inputs/targets; `length` (default: longest item + 1) fixes the width."""
+def pack(vocab: Vocabulary, items: list[str], length: int | None = None, labels: list[str] | None = None) -> Packed:
+    """Encode items into padded inputs/targets; `length` (default: longest item + 1) fixes the width.
+    With `labels`, each item's input starts with its label's token instead of the boundary."""
     encoded = [vocab.encode(item) for item in items]
     width = max(len(ids) for ids in encoded) + 1
     if length is not None:
@@ -196,6 +226,8 @@ def pack(vocab: Vocabulary, items: list[str], length: int | None = None) -> Pack
     x[rows, cols + 1] = flat
     y[rows, cols] = flat
     y[torch.arange(len(encoded)), lengths] = BOUNDARY
+    if labels is not None:
+        x[:, 0] = torch.tensor([vocab.label_token(label) for label in labels], dtype=torch.long)
     return Packed(x, y)
 
 
@@ -210,26 +242,42 @@ def windows(packed: Packed, block_size: int) -> tuple[torch.Tensor, torch.Tensor
 
 @dataclass
 class Dataset:
-    """A data file read, fingerprinted, split and packed, with the vocabulary of all its items."""
+    """A data file read, fingerprinted, split and packed, with the vocabulary of all its items
+    (and, for labelled data, each item's label)."""
 
     path: Path
     items: list[str]
     vocab: Vocabulary
     splits: dict[str, list[str]]
     split_seed: int
+    labels: list[str] | None = None  # each item's label, for labelled data
+    split_labels: dict[str, list[str]] | None = None
     _packed: dict = field(default_factory=dict, repr=False)  # (split, length) -> Packed: each split is packed once
 
     @classmethod
     def load(cls, spec: str | None, split_seed: int = DEFAULT_SPLIT_SEED, vocab: Vocabulary | None = None,
              max_item_chars: int = MAX_ITEM_CHARS) -> "Dataset":
         path = resolve_data(spec)
-        items = read_items(path, max_item_chars)
-        vocab = vocab or Vocabulary.from_items(items)
-        return cls(path, items, vocab, split_items(items, split_seed), split_seed)
+        items, labels = split_labels(read_items(path, max_item_chars))
+        vocab = vocab or Vocabulary.from_items(items, labels)
+        if labels is None:
+            return cls(path, items, vocab, split_items(items, split_seed), split_seed)
+        # the items and their labels shuffled together: the same permutation as the items alone
+        pairs = split_items(list(zip(items, labels)), split_seed)
+        splits = {s: [item for item, _ in part] for s, part in pairs.items()}
+        return cls(path, items, vocab, splits, split_seed, labels, {s: [label for _, label in part] for s, part in pairs.items()})
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.items)
+        """Of the lines as read: with labels, "item<TAB>label"."""
+        if self.labels is None:
+            return fingerprint(self.items)
+        return fingerprint([f"{item}{LABEL_SEPARATOR}{label}" for item, label in zip(self.items, self.labels)])
+
+    def label_counts(self, split: str = "train") -> dict[str, int]:
+        """How many items of `split` carry each label (the labels' prior, from the training split)."""
+        found = self.split_labels[split] if self.split_labels else []
+        return {label: found.count(label) for label in self.vocab.labels}
 
     @property
     def max_len(self) -> int:
@@ -238,7 +286,8 @@ class Dataset:
     def packed(self, split: str, length: int | None = None) -> Packed:
         """The split as tensors, packed on first use; callers move or index it, never change it in place."""
         if (split, length) not in self._packed:
-            self._packed[split, length] = pack(self.vocab, self.splits[split], length)
+            labels = self.split_labels[split] if self.split_labels else None
+            self._packed[split, length] = pack(self.vocab, self.splits[split], length, labels)
         return self._packed[split, length]
 
 

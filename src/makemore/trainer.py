@@ -99,6 +99,7 @@ def run_config(name: str, config: ModelConfig, tc: TrainConfig, data: Dataset, s
         "model_config": config.to_dict(),
         "train_config": tc.to_dict(),
         "vocab": data.vocab.alphabet,
+        "labels": data.vocab.labels,  # empty for unlabelled data
         "params": n_params,
         "data": {
             "source": source,
@@ -106,6 +107,7 @@ def run_config(name: str, config: ModelConfig, tc: TrainConfig, data: Dataset, s
             "items": len(data.items),
             "split_seed": data.split_seed,
             "split": {s: {"items": len(data.splits[s]), "chars": data.packed(s).chars} for s in SPLIT_NAMES},
+            "label_counts": data.label_counts("train"),  # the labels' prior: their frequencies in the training split
         },
     }
 
