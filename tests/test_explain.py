@@ -6,8 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from makemore.data import Vocabulary
+from makemore.data import Vocabulary, pack
 from makemore.errors import MakemoreError
+from makemore.evaluate import item_nll
 from makemore.explain import explain, explain_many
 from makemore.models import REGISTRY, build
 from makemore.sample import score
@@ -16,10 +17,10 @@ VOCAB = Vocabulary(list("abcdefghijklmnopqrstuvwxyz."))  # a data "." beside the
 TEXTS = ["emma", "a", "olivia", "zyx", "j.r", "mmmmmmmmmmmm"]
 
 
-def random_model(name: str):
+def random_model(name: str, vocab: Vocabulary = VOCAB):
     """A model of the registry's shape with weights far from their (nearly uniform) initialisation."""
     torch.manual_seed(0)
-    config = replace(REGISTRY[name].config, vocab_size=len(VOCAB), max_len=12)
+    config = replace(REGISTRY[name].config, vocab_size=len(vocab), max_len=12)
     model = build(name, config)
     with torch.no_grad():
         for p in model.parameters():
@@ -69,6 +70,19 @@ def test_the_boundary_and_a_data_dot_are_told_apart():
     positions = explain(random_model("bigram"), VOCAB, "j.r", top=len(VOCAB))
     assert [(p.char, p.end) for p in positions] == [("j", False), (".", False), ("r", False), (".", True)]
     assert sum(a.end for a in positions[0].top) == 1 and sum(a.char == "." for a in positions[0].top) == 2
+
+
+@pytest.mark.parametrize("name", ["bigram", "mlp", "lstm", "transformer"])
+def test_labelled_items_start_from_their_labels_token(name):
+    vocab = Vocabulary(list("abcdefghijklmnopqrstuvwxyz"), ["F", "M"])
+    model = random_model(name, vocab)
+    texts, labels = ["emma", "liam", "ava"], ["F", "M", "F"]
+    explained = explain_many(model, vocab, texts, labels=labels)
+    nll = item_nll(model, pack(vocab, texts, model.max_tokens(), labels)).tolist()
+    assert [sum(p.surprise for p in positions) for positions in explained] == pytest.approx(nll, rel=1e-6, abs=1e-5)
+    assert sum(p.surprise for p in explain(model, vocab, "emma", label="M")) != pytest.approx(nll[0], abs=1e-3)
+    with pytest.raises(MakemoreError, match="unknown label 'X'; this model knows: F, M"):
+        explain(model, vocab, "emma", label="X")
 
 
 def test_top_is_limited_and_clamped():

@@ -66,7 +66,7 @@ def test_models_card(client, runs):
     assert mlp["steps"] == 30 and mlp["novel"] is True
     assert mlp["curve"] == [{"step": r["step"], "train": r["train_loss"], "val": r["val_loss"]} for r in run.dir.read_metrics()]
     assert [p["step"] for p in mlp["curve"]] == [15, 30]
-    assert mlp["vocab"] == "".join(run.config["vocab"]) and mlp["max_len"] == run.model_config.max_len
+    assert mlp["vocab"] == "".join(run.config["vocab"]) and mlp["max_len"] == run.model_config.max_len and mlp["labels"] == []
     assert cards["bigram"]["params"] == 0
 
 

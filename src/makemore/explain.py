@@ -57,10 +57,15 @@ def check_items(vocab: Vocabulary, model: CharModel, texts: list[str]) -> list[l
 
 
 @torch.inference_mode()
-def explain_many(model: CharModel, vocab: Vocabulary, texts: list[str], top: int = 5) -> list[list[Position]]:
-    """Each text's positions (surrounding whitespace stripped, as `score` does)."""
+def explain_many(model: CharModel, vocab: Vocabulary, texts: list[str], top: int = 5,
+                 labels: list[str] | None = None) -> list[list[Position]]:
+    """Each text's positions (surrounding whitespace stripped, as `score` does). With `labels`
+    (labelled data), each item starts from its label's token instead of the boundary."""
     items = [t.strip() for t in texts]
     encoded = check_items(vocab, model, items)
+    if labels is not None and len(labels) != len(items):
+        raise MakemoreError(f"{len(items)} texts but {len(labels)} labels; give one label per text")
+    starts = [BOUNDARY] * len(items) if labels is None else [vocab.label_token(label) for label in labels]
     top = max(1, min(top, len(vocab)))
     was_training = model.training
     model.eval()
@@ -74,7 +79,7 @@ def explain_many(model: CharModel, vocab: Vocabulary, texts: list[str], top: int
             targets[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         targets = targets.to(device)
         state = model.start(B)
-        token = torch.full((B,), BOUNDARY, dtype=torch.long, device=device)
+        token = torch.tensor(starts, dtype=torch.long, device=device)
         log_probs = []
         for t in range(T):
             logits, state = model.step(token, state)
@@ -106,6 +111,6 @@ def explain_many(model: CharModel, vocab: Vocabulary, texts: list[str], top: int
     return out
 
 
-def explain(model: CharModel, vocab: Vocabulary, text: str, top: int = 5) -> list[Position]:
+def explain(model: CharModel, vocab: Vocabulary, text: str, top: int = 5, label: str | None = None) -> list[Position]:
     """One text's positions: its characters, then the end boundary."""
-    return explain_many(model, vocab, [text], top)[0]
+    return explain_many(model, vocab, [text], top, None if label is None else [label])[0]

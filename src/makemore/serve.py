@@ -124,6 +124,7 @@ def card(name: str, run: Run) -> dict:
         "model": cfg["model"],
         "params": cfg.get("params", run.model.num_params()),
         "vocab": "".join(run.config["vocab"]),
+        "labels": run.config.get("labels", []),
         "max_len": run.model_config.max_len,
         "data": {
             "source": source_name(data.get("source", "?")),
