@@ -9,8 +9,9 @@ bounded number of requests from `--clients` concurrent clients, half `POST /api/
 n=10 and half `POST /api/score` of one name with its per-character explanation (what the page
 asks for), and reports requests per second, p50/p99 latency and the errors: any answer but a 200,
 or no answer. The results go to benchmarks/results/serve_load.json with the machine's float32
-matmul speed beside them (measured before the server starts). The clients run on the same
-machine as the server and take CPU from it; the figures are for everything on one machine.
+matmul speed and load average beside them (measured before the server starts). The clients run
+on the same machine as the server and take CPU from it; the figures are for everything on one
+machine, and move with whatever else it is running.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ def main() -> None:
     names = resolve_data("names").read_text(encoding="utf-8").split()
 
     gflops = machine_gflops()
+    busy = os.getloadavg()[0]  # other work on this machine: the figures move with it
     with tempfile.TemporaryDirectory() as tmp:
         proc, served = None, {}
         if args.url:
@@ -177,7 +179,8 @@ def main() -> None:
         "mix": f"{1 - args.score_share:.0%} POST /api/sample n=10, {args.score_share:.0%} POST /api/score of one name with its explanation",
         **figures,
         "server": {"workers": Limits().workers, "torch_threads_per_worker": 1} if proc is not None else "given by --url",
-        "machine": {"cpus": os.cpu_count(), "gflops_fp32_matmul": gflops, "python": platform.python_version(), "torch": torch.__version__},
+        "machine": {"cpus": os.cpu_count(), "gflops_fp32_matmul": gflops, "load_average_1min_before": round(busy, 2),
+                    "python": platform.python_version(), "torch": torch.__version__},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
