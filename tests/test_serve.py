@@ -94,7 +94,7 @@ def test_sample_matches_the_python_api(client, runs):
     assert r.status_code == 200
     body = r.json()
     texts = [it["text"] for it in body["items"]]
-    assert body["model"] == "mlp" and "warning" not in body
+    assert body["model"] == "mlp" and body["seed"] == 3 and "warning" not in body
     assert texts == runs["mlp"].sample(8, seed=3, temperature=0.9, top_k=20)
     scored = runs["mlp"].score([t for t in texts if t])
     got = [it for it in body["items"] if it["text"]]
@@ -106,6 +106,12 @@ def test_sample_matches_the_python_api(client, runs):
 def test_sample_defaults_to_the_first_model_and_takes_an_integer_temperature(client, runs):
     body = post(client, "/api/sample", {"n": 3, "seed": 0, "temperature": 1}).json()
     assert body["model"] == "mlp" and [it["text"] for it in body["items"]] == runs["mlp"].sample(3, seed=0)
+
+
+def test_sample_without_a_seed_returns_the_one_it_drew(client, runs):
+    first = post(client, "/api/sample", {"n": 4}).json()
+    again = post(client, "/api/sample", {"n": 4, "seed": first["seed"]}).json()
+    assert 0 <= first["seed"] < 2**63 and again["seed"] == first["seed"] and again["items"] == first["items"]
 
 
 def test_sample_prefix_and_novel(client, runs):

@@ -120,7 +120,8 @@ def test_generate_shows_the_items_with_their_nll(page, run):
     nlls = page.locator("#results li .nll").all_inner_texts()
     expected = run.score(shown)
     assert nlls == [f"{s.nll_per_char:.3f}/char" for s in expected]
-    expect(page.locator("#sample-status")).to_contain_text("7 items")
+    expect(page.locator("#sample-status")).to_contain_text("7 items from")
+    expect(page.locator("#sample-status")).to_contain_text("seed 5")
 
 
 def test_download_and_copy_the_list(page, run):

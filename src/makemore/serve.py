@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ class SampleRequest(BaseModel):
     top_p: float | None = Field(None, description="keep the most likely characters whose mass reaches p, in (0, 1]")
     prefix: str = Field("", description="items start with this text")
     novel: bool = Field(False, description="only distinct items that are not in the training data")
-    seed: int | None = Field(None, description="same seed, same items (default random)")
+    seed: int | None = Field(None, description="same seed, same items (default: a random one, returned with the items)")
 
 
 class ScoreRequest(BaseModel):
@@ -217,11 +218,12 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
         if req.novel and name in novel_error:
             raise ApiError(422, novel_error[name])
         run.vocab.encode(req.prefix)  # unknown characters: the CLI's message, before any work
+        seed = random.randrange(2**63) if req.seed is None else req.seed  # as Run.sample picks one; returned, to repeat
 
         def work():
             warning = None
             try:
-                items = run.sample(req.n, req.seed, req.temperature, req.top_k, req.top_p, req.prefix, req.novel)
+                items = run.sample(req.n, seed, req.temperature, req.top_k, req.top_p, req.prefix, req.novel)
             except NotEnoughNovel as e:
                 items, warning = e.found, str(e)
             nll = item_nll(run.model, pack(run.vocab, items, run.model.max_tokens())).tolist() if items else []
@@ -229,7 +231,7 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
 
         start = time.perf_counter()
         items, nll, warning = await infer(work, draws=max(256, 2 * req.n) if req.novel else req.n)
-        body = {"model": name, "items": [{"text": t, "nll": v, "nll_per_char": v / (len(t) + 1), "chars": len(t) + 1}
+        body = {"model": name, "seed": seed, "items": [{"text": t, "nll": v, "nll_per_char": v / (len(t) + 1), "chars": len(t) + 1}
                                          for t, v in zip(items, nll)],
                 "seconds": round(time.perf_counter() - start, 4)}
         if warning:
