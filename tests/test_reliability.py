@@ -413,7 +413,12 @@ def test_is_unstarted_means_config_and_nothing_else_of_ours(run):
     (run / ".state.safetensors.abcdefgh.tmp").write_bytes(b"x")  # killed during its first checkpoint
     with rd.lock():
         assert rd.is_unstarted()
-    (run / METRICS).write_text('{"step": 1}\n')
+    (run / METRICS).write_text('{"step": 1}\n')  # killed inside its first checkpoint, before the state
+    assert rd.is_unstarted()
+    (run / STATE).write_bytes(b"x")  # a checkpoint to resume from
+    assert not rd.is_unstarted()
+    (run / STATE).unlink()
+    (run / SUMMARY).write_text("{}")  # a finished run (e.g. the counted bigram, which has no state)
     assert not rd.is_unstarted()
     assert not RunDir(run / "nope").is_unstarted()
 

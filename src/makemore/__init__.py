@@ -6,8 +6,8 @@ from .signals import quiet_while_importing  # noqa: E402
 
 quiet_while_importing()  # Ctrl-C while PyTorch imports: one line, not a traceback (signals.py)
 
-from .api import Run, load  # noqa: E402
+from .api import Run, load, load_pretrained  # noqa: E402
 from .errors import MakemoreError  # noqa: E402
 from .trainer import resume, train  # noqa: E402
 
-__all__ = ["train", "resume", "load", "Run", "MakemoreError", "__version__"]
+__all__ = ["train", "resume", "load", "load_pretrained", "Run", "MakemoreError", "__version__"]

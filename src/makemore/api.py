@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import astuple
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from .config import SampleConfig, check_path
 from .sample import Score, generate, score
 
 SAMPLE_CHUNK = 4096  # items generated at once; bounds memory for large -n
+PRETRAINED = Path(str(resources.files("makemore") / "pretrained" / "names-sex"))  # scripts/build_pretrained.py
 
 
 class Run:
@@ -52,16 +54,43 @@ class Run:
             self._training_items = set(run_dataset(self.config, advice=advice).items)
         return self._training_items
 
+    @property
+    def labels(self) -> list[str]:
+        """The labels of a labelled run (empty for an unlabelled one)."""
+        return self.vocab.labels
+
+    def label_prior(self) -> torch.Tensor:
+        """Each label's share of the training split: p(label)."""
+        counts = self.config["data"].get("label_counts") or {}
+        weights = torch.tensor([float(counts.get(label, 0)) for label in self.labels], dtype=torch.float64)
+        return weights / weights.sum() if weights.sum() > 0 else torch.full((len(self.labels),), 1 / len(self.labels), dtype=torch.float64)
+
+    def start_tokens(self, k: int, label: str | None, generator: torch.Generator) -> torch.Tensor | None:
+        """Each item's first token: its label's (drawn from the prior when none is given), or None
+        (the boundary) for an unlabelled run."""
+        if label is not None:
+            return torch.full((k,), self.vocab.label_token(label), dtype=torch.long)
+        if not self.labels:
+            return None
+        prior = self.label_prior().float().to(generator.device)
+        return self.vocab.first_label + torch.multinomial(prior.expand(k, -1), 1, replacement=True, generator=generator).squeeze(1)
+
     def sample(self, n: int = 10, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, prefix: str = "", novel: bool = False, max_draws: int | None = None) -> list[str]:
+               top_p: float | None = None, prefix: str = "", novel: bool = False, label: str | None = None,
+               max_draws: int | None = None) -> list[str]:
         """`n` items. With `novel`, only distinct items not in the data; raises if `max_draws`
-        (default max(1000, 50 n)) samples do not hold enough of them."""
-        n, seed, temperature, top_k, top_p, prefix, novel = astuple(SampleConfig(n, seed, temperature, top_k, top_p, prefix, novel))
+        (default max(1000, 50 n)) samples do not hold enough of them. With `label` (a labelled
+        run), items of that label; without, each item's label is drawn from the labels' prior."""
+        config = SampleConfig(n, seed, temperature, top_k, top_p, prefix, novel, label)
+        n, seed, temperature, top_k, top_p, prefix, novel, label = astuple(config)
         if max_draws is not None and (isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1):
             raise MakemoreError(f"max_draws must be a whole number of at least 1 (got {max_draws!r})")
+        if label is not None:
+            self.vocab.label_token(label)  # an unknown label, or a label for an unlabelled run: one line now
         device = self.model.device
         g = torch.Generator(device=device).manual_seed(random.randrange(2**63) if seed is None else seed)
-        draw = lambda k: generate(self.model, self.vocab, k, self.model_config.max_len, g, temperature, top_k, top_p, prefix)  # noqa: E731
+        draw = lambda k: generate(self.model, self.vocab, k, self.model_config.max_len, g, temperature, top_k, top_p, prefix,  # noqa: E731
+                                  self.start_tokens(k, label, g))
         if not novel:
             return [item for i in range(0, n, SAMPLE_CHUNK) for item in draw(min(SAMPLE_CHUNK, n - i))]
         seen, found, draws = self.training_items(), {}, 0
@@ -76,19 +105,48 @@ class Run:
             raise NotEnoughNovel(list(found), n, draws)
         return list(found)
 
-    def score(self, texts: list[str]) -> list[Score]:
-        if isinstance(texts, str):
-            raise MakemoreError("texts must be a list of strings, not one string: pass [text] to score one item")
-        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-            raise MakemoreError(f"texts must be a list of strings (got {type(texts).__name__})")
-        return score(self.model, self.vocab, list(texts))
+    def score(self, texts: list[str], label: str | None = None) -> list[Score]:
+        """Each text's NLL. A labelled run scores p(text | label) with `label`, and without it the
+        text's probability under any label, p(text) = sum over labels of p(label) p(text | label)."""
+        texts = check_texts(texts)
+        if label is not None or not self.labels:
+            if label is not None:
+                self.vocab.label_token(label)
+            return score(self.model, self.vocab, texts, label)
+        nll = self.nll_by_label(texts)  # (texts, labels)
+        marginal = -torch.logsumexp(self.label_prior().log() - nll, dim=1)
+        return [Score(s.text, float(m), float(m) / s.chars, s.chars) for s, m in zip(score(self.model, self.vocab, texts, self.labels[0]), marginal)]
+
+    def nll_by_label(self, texts: list[str]) -> torch.Tensor:
+        """(texts, labels) float64: each text's NLL given each label."""
+        return torch.tensor([[s.nll for s in score(self.model, self.vocab, texts, label)] for label in self.labels],
+                            dtype=torch.float64).T
+
+    def classify(self, texts: list[str]) -> list[dict[str, float]]:
+        """For each text, each label's posterior p(label | text), from the model's likelihoods and the
+        labels' frequencies in the training split (Bayes' rule)."""
+        texts = check_texts(texts)
+        if not self.labels:
+            raise MakemoreError(f"{self.path} was trained without labels, so there is nothing to classify into; train it on "
+                                "data with a label per line (item<TAB>label), e.g. --data names-sex")
+        posterior = torch.softmax(self.label_prior().log() - self.nll_by_label(texts), dim=1)
+        return [dict(zip(self.labels, row.tolist())) for row in posterior]
 
     def evaluate(self, split: str = "val", data: str | None = None) -> EvalResult:
         if split not in SPLIT_NAMES:
             raise MakemoreError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_NAMES)}")
         check_path("data", data)
         dataset = run_dataset(self.config, data)
-        return evaluate(self.model, dataset.packed(split, self.model.max_tokens()).to(self.model.device), split)
+        labels = dataset.split_labels[split] if dataset.split_labels else None
+        return evaluate(self.model, dataset.packed(split, self.model.max_tokens()).to(self.model.device), split, labels)
+
+
+def check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise MakemoreError("texts must be a list of strings, not one string: pass [text] to score one item")
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+        raise MakemoreError(f"texts must be a list of strings (got {type(texts).__name__})")
+    return list(texts)
 
 
 class NotEnoughNovel(MakemoreError):
@@ -101,3 +159,8 @@ class NotEnoughNovel(MakemoreError):
 
 def load(path: str | Path, device: str = "auto") -> Run:
     return Run(path, device)
+
+
+def load_pretrained(device: str = "auto") -> Run:
+    """The model shipped in the package: an lstm trained on the built-in names-sex (PRETRAINED/pretrained.json)."""
+    return Run(PRETRAINED, device)

@@ -286,9 +286,11 @@ class RunDir:
         return self.file(CONFIG).exists()
 
     def is_unstarted(self) -> bool:
-        """config.json and nothing else training writes: a run stopped before its first
-        checkpoint, which a new `train --out` here may replace without --force."""
-        return self.exists() and not any(self.file(name).exists() for name in TRAINING_OUTPUTS)
+        """A run stopped before its first checkpoint and before finishing: config.json, but no
+        state to resume from and no summary of a finished run (a kill during the first checkpoint
+        may have left its metrics line and model). Nothing in it can be resumed or is final, so a
+        new `train --out` here may replace it without --force."""
+        return self.exists() and not self.file(STATE).exists() and not self.file(SUMMARY).exists()
 
     def clean_temporary(self) -> list[Path]:
         """Delete the temporary files of writes that were killed half way (`.NAME.*.tmp` for the

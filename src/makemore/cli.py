@@ -72,8 +72,8 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("sample", help="generate new items from a run")
-    p.add_argument("run")
+    p = sub.add_parser("sample", help="generate new items from a run (or the bundled model)")
+    p.add_argument("run", nargs="?", help="run directory (default: the bundled model, an lstm trained on names-sex)")
     add_options(p, SAMPLE_OPTIONS)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--json", action="store_true")
@@ -82,9 +82,20 @@ def build_parser() -> Parser:
     p = sub.add_parser("score", help="log-likelihood of given items under a run's model")
     p.add_argument("run")
     p.add_argument("text", nargs="+")
+    p.add_argument("--label", help="a labelled model: the likelihood given this label (default: under any label, "
+                                   "weighted by the labels' frequencies)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("classify", help="a labelled model's posterior of each label for given items",
+                       description="p(label | item) for each label, from the model's p(item | label) and the labels' "
+                                   "frequencies in the training split (Bayes' rule).")
+    p.add_argument("run")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("plot", help="draw a picture of a run: loss, bigram table, embeddings, diagnostics",
                        description="Draw one of the lectures' pictures of a run as a PNG file.",
@@ -169,13 +180,23 @@ def cmd_eval(args) -> int:
     else:
         print(f"{r.split}: nll {r.nll:.4f} nats/char, {r.bits_per_char:.4f} bits/char, perplexity {r.perplexity:.3f} "
               f"over {r.chars} characters in {r.items} items")
+        for label, part in (r.by_label or {}).items():
+            print(f"  label {label}: nll {part.nll:.4f} nats/char, {part.bits_per_char:.4f} bits/char over {part.chars} "
+                  f"characters in {part.items} items")
     return 0
 
 
 def cmd_sample(args) -> int:
     from .api import NotEnoughNovel, load
 
-    run = load(args.run, device=args.device)
+    if args.run is None:
+        from .api import PRETRAINED, load_pretrained
+
+        run = load_pretrained(device=args.device)
+        print(f"makemore: no run given, so sampling from the bundled model ({run.config['model']} trained on "
+              f"{run.config['data']['source']}, in {PRETRAINED}); pass a run directory to use your own", file=sys.stderr)
+    else:
+        run = load(args.run, device=args.device)
     status = 0
     try:
         items = run.sample(**options_given(args, SAMPLE_OPTIONS))
@@ -189,12 +210,24 @@ def cmd_sample(args) -> int:
 def cmd_score(args) -> int:
     from .api import load
 
-    scores = load(args.run, device=args.device).score(args.text)
+    scores = load(args.run, device=args.device).score(args.text, args.label)
     if args.json:
         print(json.dumps([s.to_dict() for s in scores], ensure_ascii=False))
     else:
         for s in scores:
             print(f"{s.text}\tnll {s.nll:.4f}\tper char {s.nll_per_char:.4f}\tchars {s.chars}")
+    return 0
+
+
+def cmd_classify(args) -> int:
+    from .api import load
+
+    posteriors = load(args.run, device=args.device).classify(args.text)
+    if args.json:
+        print(json.dumps([{"text": t, "posterior": p} for t, p in zip(args.text, posteriors)], ensure_ascii=False))
+    else:
+        for text, posterior in zip(args.text, posteriors):
+            print(text + "\t" + "  ".join(f"{label} {p:.3f}" for label, p in sorted(posterior.items(), key=lambda kv: -kv[1])))
     return 0
 
 

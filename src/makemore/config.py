@@ -228,6 +228,8 @@ class SampleConfig(Config):
                                  low=0.0, above=True, high=1.0)
     prefix: str = option("", "continue items that start with this text")
     novel: bool = option(False, "only distinct items not in the training data")
+    label: str | None = option(None, "a labelled model: items of this label (default: each item's label drawn from the "
+                                     "labels' frequencies in the training data)")
 
 
 MODEL_OPTIONS = options_of(ModelConfig)

@@ -19,6 +19,7 @@ class EvalResult:
     perplexity: float
     chars: int
     items: int
+    by_label: dict[str, "EvalResult"] | None = None  # labelled data: the same over each label's items
 
     @classmethod
     def from_total(cls, split: str, total_nll: float, chars: int, items: int) -> "EvalResult":
@@ -27,7 +28,11 @@ class EvalResult:
         return cls(split, nll, nll / math.log(2), math.exp(nll) if not nll >= 700 else math.inf, chars, items)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As JSON; `by_label` only for labelled data."""
+        out = {k: v for k, v in asdict(self).items() if k != "by_label"}
+        if self.by_label is not None:
+            out["by_label"] = {label: part.to_dict() for label, part in self.by_label.items()}
+        return out
 
 
 @torch.inference_mode()
@@ -53,5 +58,15 @@ def item_nll(model: torch.nn.Module, data: Packed, batch_items: int = 2048) -> t
         model.train(was_training)
 
 
-def evaluate(model: torch.nn.Module, data: Packed, split: str = "val") -> EvalResult:
-    return EvalResult.from_total(split, float(item_nll(model, data).sum()), data.chars, len(data))
+def evaluate(model: torch.nn.Module, data: Packed, split: str = "val", labels: list[str] | None = None) -> EvalResult:
+    """Mean NLL per predicted character over all of `data`; with `labels` (each item's), also over
+    each label's items (for a labelled model, each item's NLL given its label)."""
+    nll = item_nll(model, data)
+    result = EvalResult.from_total(split, float(nll.sum()), data.chars, len(data))
+    if labels is not None:
+        chars = (data.y != IGNORE).sum(1)
+        result.by_label = {}
+        for label in sorted(set(labels)):
+            mine = torch.tensor([item_label == label for item_label in labels], device=nll.device)
+            result.by_label[label] = EvalResult.from_total(split, float(nll[mine].sum()), int(chars[mine].sum()), int(mine.sum()))
+    return result

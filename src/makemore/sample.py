@@ -38,8 +38,10 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     prefix: str = "",
+    start: torch.Tensor | None = None,
 ) -> list[str]:
-    """`n` items at once, none empty; each is cut at `max_len` characters if the model never ends it."""
+    """`n` items at once, none empty; each is cut at `max_len` characters if the model never ends it.
+    `start` is each item's first token: its label's for a labelled model (default: the boundary)."""
     prefix_ids = vocab.encode(prefix)
     if len(prefix_ids) >= max_len:
         raise MakemoreError(f"--prefix has {len(prefix_ids)} characters; this model makes items of at most {max_len}")
@@ -48,7 +50,7 @@ def generate(
     try:
         device = model.device
         state = model.start(n)
-        token = torch.full((n,), BOUNDARY, dtype=torch.long, device=device)
+        token = torch.full((n,), BOUNDARY, dtype=torch.long, device=device) if start is None else start.to(device)
         logits, state = model.step(token, state)
         for i in prefix_ids:
             logits, state = model.step(token.fill_(i), state)
@@ -60,7 +62,13 @@ def generate(
                 # boundary is ruled out there (the other characters keep their relative odds)
                 logits = logits.clone()
                 logits[:, BOUNDARY] = float("-inf")
+            if vocab.labels:  # label tokens only ever start an item: never drawn (they never were targets)
+                logits = logits.clone()
+                logits[:, vocab.first_label :] = float("-inf")
             probs = next_token_probs(logits, temperature, top_k, top_p)
+            # finished rows only repeat the boundary, whatever the model says after the end
+            probs = probs.masked_fill(done[:, None], 0.0)
+            probs[:, BOUNDARY] = probs[:, BOUNDARY].masked_fill(done, 1.0)
             if not bool(torch.isfinite(probs).all()):
                 raise MakemoreError("the model gives probabilities that are not finite numbers (were its weights damaged, "
                                     "or did training diverge?); retrain it, with a lower --lr if it diverged")
@@ -87,11 +95,12 @@ class Score:
         return asdict(self)
 
 
-def score(model: CharModel, vocab: Vocabulary, texts: list[str]) -> list[Score]:
+def score(model: CharModel, vocab: Vocabulary, texts: list[str], label: str | None = None) -> list[Score]:
+    """Each text's NLL; with `label`, given that label (a labelled model)."""
     items = [t.strip() for t in texts]
     for text, item in zip(texts, items):
         if not item:
             raise MakemoreError(f"cannot score {text!r}: an item needs at least one character")
-    packed = pack(vocab, items, model.max_tokens())
+    packed = pack(vocab, items, model.max_tokens(), None if label is None else [label] * len(items))
     totals = item_nll(model, packed).tolist()
     return [Score(t, nll, nll / (len(t) + 1), len(t) + 1) for t, nll in zip(items, totals)]

@@ -425,7 +425,8 @@ class Trainer:
         if not self.run.file(MODEL).exists():  # Ctrl-C before the first evaluation: keep what there is
             self.run.save_model(self.kept)
         self.run.load_weights(self.model)
-        final = {s: evaluate(self.model, self.data.packed(s).to(self.device), s) for s in SPLIT_NAMES}
+        labels = self.data.split_labels or {}
+        final = {s: evaluate(self.model, self.data.packed(s).to(self.device), s, labels.get(s)) for s in SPLIT_NAMES}
         write_json(self.run.file(SUMMARY), {"step": self.state.step, "seconds": round(self.state.elapsed, 2), "interrupted": interrupted,
                                             "diverged": diverged, **{s: r.to_dict() for s, r in final.items()}})
         return TrainResult(self.run.path, self.state.step, self.state.elapsed, final, interrupted)
