@@ -85,6 +85,27 @@ def test_labelled_items_start_from_their_labels_token(name):
         explain(model, vocab, "emma", label="X")
 
 
+@pytest.mark.parametrize("name", ["bigram", "lstm", "transformer"])
+def test_without_a_label_the_labels_mix_and_the_surprises_sum_to_the_marginal_nll(name):
+    vocab = Vocabulary(list("abcdefghijklmnopqrstuvwxyz"), ["F", "M", "X"])
+    model, prior = random_model(name, vocab), torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    texts = ["emma", "liam", "zyx", "a"]
+    by_label = torch.stack([item_nll(model, pack(vocab, texts, model.max_tokens(), [label] * len(texts)))
+                            for label in vocab.labels], dim=1)  # (texts, labels)
+    marginal = (-torch.logsumexp(prior.log() - by_label, dim=1)).tolist()
+    explained = explain_many(model, vocab, texts, top=len(vocab), prior=prior)
+    assert [sum(p.surprise for p in positions) for positions in explained] == pytest.approx(marginal, rel=1e-6, abs=1e-5)
+    for positions in explained:
+        assert all(sum(a.prob for a in p.top) == pytest.approx(1.0, abs=1e-6) for p in positions)
+    # the first character's distribution is the prior's mix of each label's
+    first = {(a.char, a.end): a.prob for a in explained[0][0].top}
+    per_label = [explain(model, vocab, "emma", top=len(vocab), label=label)[0] for label in vocab.labels]
+    mixed = sum(w * next(a.prob for a in p.top if a.char == "j" and not a.end) for w, p in zip(prior.tolist(), per_label))
+    assert first[("j", False)] == pytest.approx(mixed, rel=1e-5)
+    with pytest.raises(MakemoreError, match="under any label given the labels' prior"):
+        explain(model, vocab, "emma")
+
+
 def test_top_is_limited_and_clamped():
     model = random_model("mlp")
     assert [len(p.top) for p in explain(model, VOCAB, "emma", top=2)] == [2] * 5
