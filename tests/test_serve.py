@@ -23,7 +23,7 @@ with warnings.catch_warnings():  # newer Starlette prefers httpx2 for its TestCl
 import makemore  # noqa: E402
 from makemore.cli import build_parser  # noqa: E402
 from makemore.data import resolve_data  # noqa: E402
-from makemore.serve import Limits, create_app, run_names  # noqa: E402
+from makemore.serve import Limits, create_app, load_runs, run_names  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,10 @@ def runs(tmp_path_factory):
     quiet = dict(quiet=True, log=lambda m: None)
     makemore.train(data=str(data), model="mlp", out=root / "mlp", max_steps=30, eval_interval=15, batch_size=16, **quiet)
     makemore.train(data=str(data), model="bigram", out=root / "bigram", **quiet)
-    return {"mlp": makemore.load(root / "mlp", device="cpu"), "bigram": makemore.load(root / "bigram", device="cpu")}
+    labelled = root / "labelled.txt"  # item<TAB>label lines
+    labelled.write_text("\n".join(resolve_data("names-sex").read_text(encoding="utf-8").splitlines()[:300]) + "\n", encoding="utf-8")
+    makemore.train(data=str(labelled), model="bigram", out=root / "sex", **quiet)
+    return {name: makemore.load(root / name, device="cpu") for name in ("mlp", "bigram", "sex")}
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +55,12 @@ def post(client, path, body):
 def test_health(client):
     r = client.get("/api/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "version": makemore.__version__, "models": ["mlp", "bigram"]}
+    assert r.json() == {"status": "ok", "version": makemore.__version__, "models": ["mlp", "bigram", "sex"]}
 
 
 def test_models_card(client, runs):
     cards = {c["name"]: c for c in client.get("/api/models").json()["models"]}
-    assert list(cards) == ["mlp", "bigram"]
+    assert list(cards) == ["mlp", "bigram", "sex"]
     mlp, run = cards["mlp"], runs["mlp"]
     summary = json.loads(run.dir.file("summary.json").read_text())
     assert mlp["model"] == "mlp" and mlp["params"] == run.model.num_params() == run.config["params"]
@@ -68,6 +71,8 @@ def test_models_card(client, runs):
     assert [p["step"] for p in mlp["curve"]] == [15, 30]
     assert mlp["vocab"] == "".join(run.config["vocab"]) and mlp["max_len"] == run.model_config.max_len and mlp["labels"] == []
     assert cards["bigram"]["params"] == 0
+    assert cards["sex"]["labels"] == ["F", "M"] and cards["sex"]["label_counts"] == runs["sex"].config["data"]["label_counts"]
+    assert sum(cards["sex"]["label_counts"].values()) == 240  # the training split
 
 
 def test_openapi_lists_every_endpoint(client):
@@ -159,6 +164,24 @@ def test_a_run_whose_data_is_gone_serves_everything_but_novel(tmp_path):
     assert_json_error(post(client, "/api/sample", {"n": 4, "novel": True}), 422, "model 'run' cannot check novelty: the data it was trained on (gone.txt) is missing or has changed; ask without novel")
 
 
+def test_labelled_model_samples_and_scores_by_label(client, runs):
+    run = runs["sex"]
+    body = post(client, "/api/sample", {"model": "sex", "n": 6, "seed": 4, "label": "F"}).json()
+    texts = [it["text"] for it in body["items"]]
+    assert texts == run.sample(6, seed=4, label="F")
+    assert [it["nll"] for it in body["items"]] == pytest.approx([s.nll for s in run.score(texts, "F")], abs=1e-9)
+    # without a label: each item's label drawn from the prior; NLLs under any label
+    body = post(client, "/api/sample", {"model": "sex", "n": 6, "seed": 4}).json()
+    texts = [it["text"] for it in body["items"]]
+    assert texts == run.sample(6, seed=4)
+    assert [it["nll"] for it in body["items"]] == pytest.approx([s.nll for s in run.score(texts)], abs=1e-9)
+    for label in ("F", "M", None):
+        request = {"model": "sex", "texts": ["emma", "noah"], **({"label": label} if label else {})}
+        scores = post(client, "/api/score", request).json()["scores"]
+        assert [s["nll"] for s in scores] == [s.nll for s in run.score(["emma", "noah"], label)]
+        assert all(sum(p["surprise"] for p in s["positions"]) == pytest.approx(s["nll"], abs=1e-5) for s in scores)
+
+
 # ---- bad input: a 4xx with {"error": "one line"}: the CLI's checks and words, naming the JSON fields ----
 
 BAD = [
@@ -184,10 +207,15 @@ BAD = [
     ("/api/sample", {"prefix": "a" * 40}, 422, "--prefix has 40 characters; this model makes items of at most"),
     ("/api/sample", {"prefix": 7}, 422, "prefix: Input should be a valid string"),
     ("/api/sample", {"novel": "yes"}, 422, "novel: Input should be a valid boolean"),
-    ("/api/sample", {"model": "nope"}, 422, "unknown model 'nope'; choose one of: mlp, bigram"),
+    ("/api/sample", {"model": "nope"}, 422, "unknown model 'nope'; choose one of: mlp, bigram, sex"),
     ("/api/sample", {"model": "../mlp"}, 422, "unknown model '../mlp'"),
     ("/api/sample", {"model": ["mlp"]}, 422, "model: Input should be a valid string"),
     ("/api/sample", {"temprature": 0.5}, 422, "unknown field 'temprature'"),
+    ("/api/sample", {"model": "sex", "label": "X"}, 422, "unknown label 'X'; this model knows: F, M"),
+    ("/api/sample", {"model": "mlp", "label": "F"}, 422, "this model was trained without labels, so it has no label 'F'"),
+    ("/api/sample", {"model": "sex", "label": 1}, 422, "label: Input should be a valid string"),
+    ("/api/score", {"model": "sex", "texts": ["emma"], "label": "X"}, 422, "unknown label 'X'; this model knows: F, M"),
+    ("/api/score", {"model": "bigram", "texts": ["emma"], "label": "M"}, 422, "trained without labels"),
     ("/api/sample", [1, 2], 422, "body: Input should be a valid dictionary"),
     ("/api/sample", "n=3", 422, "body: Input should be a valid dictionary"),
     ("/api/score", {}, 422, "texts: Field required"),
@@ -349,10 +377,12 @@ def test_serve_binds_this_machine_only_by_default():
     assert (args.host, args.port, args.run) == ("127.0.0.1", 8000, ["runs/x"])
 
 
-def test_serve_without_a_run_says_what_to_pass(run_cli):
-    status, out, err = run_cli("serve")
-    assert status == 2 and out == ""
-    assert err == "makemore: error: makemore serve needs a run directory: train one with `makemore train`, then `makemore serve runs/lstm`\n"
+def test_serve_without_a_run_serves_the_bundled_model():
+    said = []
+    runs = load_runs([], device="cpu", log=said.append)
+    assert list(runs) == ["names-sex"] and runs["names-sex"].labels == ["F", "M"]
+    assert said == ["makemore: no run given, so serving the bundled model (lstm trained on names-sex); pass run directories to serve your own"]
+    assert [c["name"] for c in TestClient(create_app(runs)).get("/api/models").json()["models"]] == ["names-sex"]
 
 
 def test_serve_a_missing_run_is_one_line(run_cli, tmp_path):

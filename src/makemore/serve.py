@@ -18,6 +18,7 @@ import json
 import math
 import random
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -39,11 +40,10 @@ except ImportError as e:
 import torch
 
 from . import __version__
-from .api import NotEnoughNovel, Run, load
+from .api import PRETRAINED, NotEnoughNovel, Run, load, load_pretrained
 from .checkpoint import SUMMARY
 from .config import SampleConfig
-from .data import BUILTIN, pack
-from .evaluate import item_nll
+from .data import BUILTIN
 from .explain import explain_many
 
 
@@ -87,6 +87,8 @@ class SampleRequest(BaseModel):
     top_p: float | None = Field(None, description="keep the most likely characters whose mass reaches p, in (0, 1]")
     prefix: str = Field("", description="items start with this text")
     novel: bool = Field(False, description="only distinct items that are not in the training data")
+    label: str | None = Field(None, description="a labelled model: items of this label (default: each item's label "
+                                                "drawn from the labels' frequencies in the training data)")
     seed: int | None = Field(None, description="same seed, same items (default: a random one, returned with the items)")
 
 
@@ -95,6 +97,8 @@ class ScoreRequest(BaseModel):
 
     model: str | None = Field(None, description="a name from /api/models (default: the first)")
     texts: list[str] = Field(description="items to score (1 to 100)")
+    label: str | None = Field(None, description="a labelled model: score given this label (default: under any label, "
+                                                "weighted by the labels' frequencies)")
     explain: bool = Field(True, description="also give each position's probability, rank and top alternatives")
     top: int = Field(5, description="alternatives per position (1 to 10)")
 
@@ -125,7 +129,8 @@ def card(name: str, run: Run) -> dict:
         "model": cfg["model"],
         "params": cfg.get("params", run.model.num_params()),
         "vocab": "".join(run.config["vocab"]),
-        "labels": run.config.get("labels", []),
+        "labels": run.labels,
+        "label_counts": data.get("label_counts") or {},
         "max_len": run.model_config.max_len,
         "data": {
             "source": source_name(data.get("source", "?")),
@@ -214,7 +219,9 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
         name, run = pick(req.model)
         if req.n > limits.max_n:
             raise ApiError(422, f"n must be at most {limits.max_n} per request (got {req.n})")
-        SampleConfig(req.n, req.seed, req.temperature, req.top_k, req.top_p, req.prefix, req.novel)  # OptionError: a 422
+        SampleConfig(req.n, req.seed, req.temperature, req.top_k, req.top_p, req.prefix, req.novel, req.label)  # OptionError: a 422
+        if req.label is not None:
+            run.vocab.label_token(req.label)  # an unknown label, or a label for an unlabelled model
         if req.novel and name in novel_error:
             raise ApiError(422, novel_error[name])
         run.vocab.encode(req.prefix)  # unknown characters: the CLI's message, before any work
@@ -223,10 +230,11 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
         def work():
             warning = None
             try:
-                items = run.sample(req.n, seed, req.temperature, req.top_k, req.top_p, req.prefix, req.novel)
+                items = run.sample(req.n, seed, req.temperature, req.top_k, req.top_p, req.prefix, req.novel, req.label)
             except NotEnoughNovel as e:
                 items, warning = e.found, str(e)
-            nll = item_nll(run.model, pack(run.vocab, items, run.model.max_tokens())).tolist() if items else []
+            # given the label asked for; without one, under any label (what /api/score gives)
+            nll = [s.nll for s in run.score(items, req.label)] if items else []
             return items, nll, warning
 
         start = time.perf_counter()
@@ -250,9 +258,16 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
             raise ApiError(422, f"an item has {len(too_long[0])} characters; this model takes items of at most "
                                 f"{run.model_config.max_len} (the longest in its training data); leave longer items out")
 
+        if req.label is not None:
+            run.vocab.label_token(req.label)
+
         def work():
-            scores = run.score(req.texts)
-            explained = explain_many(run.model, run.vocab, req.texts, req.top) if req.explain else None
+            scores = run.score(req.texts, req.label)
+            explained = None
+            if req.explain:
+                labels = None if req.label is None else [req.label] * len(req.texts)
+                prior = run.label_prior() if run.labels and req.label is None else None
+                explained = explain_many(run.model, run.vocab, req.texts, req.top, labels, prior)
             return scores, explained
 
         scores, explained = await infer(work, draws=len(req.texts))
@@ -352,13 +367,21 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def load_runs(paths: list[str], device: str = "auto", log=print) -> dict[str, Run]:
+    """The runs by the names requests use; with no path, the model bundled with makemore."""
+    if not paths:
+        run = load_pretrained(device=device)
+        log(f"makemore: no run given, so serving the bundled model ({run.config['model']} trained on "
+            f"{run.config['data']['source']}); pass run directories to serve your own")
+        return {run_names([PRETRAINED])[0]: run}
+    return {name: load(p, device=device) for name, p in zip(run_names(paths), paths)}
+
+
 def serve(paths: list[str], host: str = "127.0.0.1", port: int = 8000, device: str = "auto",
           limits: Limits = Limits(), log_level: str = "info") -> None:
-    """Load the runs, then serve them until Ctrl-C."""
-    if not paths:
-        raise MakemoreError("makemore serve needs a run directory: train one with `makemore train`, then `makemore serve runs/lstm`")
+    """Load the runs (or the bundled model), then serve them until Ctrl-C."""
     torch.set_num_threads(1)  # see Limits.workers
-    runs = {name: load(p, device=device) for name, p in zip(run_names(paths), paths)}
+    runs = load_runs(paths, device, log=lambda message: print(message, file=sys.stderr))
     app = create_app(runs, limits)
     sock = listen(host, port)
     print(f"makemore: serving {', '.join(runs)} at {url(sock)}  (Ctrl-C stops)", flush=True)
