@@ -42,22 +42,32 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=f"no Chromium at {os.en
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def runs(tmp_path_factory):
+    """A tiny mlp and a tiny labelled bigram (names with their sex), or the run MAKEMORE_SERVE_RUN names."""
     if os.environ.get("MAKEMORE_SERVE_RUN"):
-        return makemore.load(os.environ["MAKEMORE_SERVE_RUN"], device="cpu")
+        path = Path(os.environ["MAKEMORE_SERVE_RUN"])
+        return {path.resolve().name: makemore.load(path, device="cpu")}
     root = tmp_path_factory.mktemp("browser")
-    data = root / "small.txt"
-    data.write_text("\n".join(resolve_data("names").read_text(encoding="utf-8").splitlines()[:300]) + "\n", encoding="utf-8")
-    makemore.train(data=str(data), model="mlp", out=root / "mlp", max_steps=60, eval_interval=20, batch_size=32,
-                   quiet=True, log=lambda m: None)
-    return makemore.load(root / "mlp", device="cpu")
+    for name, source in (("small.txt", "names"), ("labelled.txt", "names-sex")):
+        lines = resolve_data(source).read_text(encoding="utf-8").splitlines()[:300]
+        (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    quiet = dict(quiet=True, log=lambda m: None)
+    makemore.train(data=str(root / "small.txt"), model="mlp", out=root / "mlp", max_steps=60, eval_interval=20, batch_size=32, **quiet)
+    makemore.train(data=str(root / "labelled.txt"), model="bigram", out=root / "sex", **quiet)
+    return {name: makemore.load(root / name, device="cpu") for name in ("mlp", "sex")}
 
 
 @pytest.fixture(scope="module")
-def server(run):
+def run(runs):
+    """The model the page shows first."""
+    return next(iter(runs.values()))
+
+
+@pytest.fixture(scope="module")
+def server(runs):
     """The real server (uvicorn over a socket on a free 127.0.0.1 port) in a thread."""
     sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app({run.path.name: run}), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(runs), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     for _ in range(1000):
@@ -104,13 +114,13 @@ def generate(page, n: int, seed: int):
     expect(page.locator("#results li")).to_have_count(n)
 
 
-def test_the_page_shows_the_model_card_and_loss_curve(page, run):
+def test_the_page_shows_the_model_card_and_loss_curve(page, run, runs):
     facts = page.locator("#card-facts").inner_text()
     assert f"{run.model.num_params():,}" in facts and run.config["model"] in facts
     summary = json.loads(run.dir.file("summary.json").read_text())
     assert f"test {summary['test']['nll']:.4f}" in facts
     assert page.locator("#chart svg polyline").count() == 2  # train and val
-    assert page.locator("#model option").all_inner_texts() == [f"{run.path.name} ({run.config['model']})"]
+    assert page.locator("#model option").all_inner_texts() == [f"{name} ({r.config['model']})" for name, r in runs.items()]
 
 
 def test_generate_shows_the_items_with_their_nll(page, run):
@@ -148,7 +158,7 @@ def test_score_shows_one_cell_per_character_and_the_end(page, run):
     # each cell's probability matches the model's, and a click explains that position
     from makemore.explain import explain
 
-    positions = explain(run.model, run.vocab, "emma")
+    positions = explain(run.model, run.vocab, "emma", prior=run.label_prior() if run.labels else None)
     shown = [p.strip() for p in page.locator("#strip .cell .p").all_inner_texts()]
     assert len(shown) == 5 and all(re.fullmatch(r"(\d+(\.\d)?|<0\.1)%", p) for p in shown)
     cells.nth(1).click()
@@ -157,6 +167,31 @@ def test_score_shows_one_cell_per_character_and_the_end(page, run):
     expect(why).to_contain_text(f"choice no. {positions[1].rank}")
     assert why.locator(".a-ch").count() == 5
     assert why.locator(".a-ch").all_inner_texts() == [a.char if not a.end else "end" for a in positions[1].top]
+
+
+def test_a_labelled_model_generates_and_scores_by_label(page, runs):
+    labelled = [(name, r) for name, r in runs.items() if r.labels]
+    if not labelled:
+        pytest.skip("MAKEMORE_SERVE_RUN names a run without labels")
+    name, run = labelled[0]
+    if next(iter(runs.values())).labels:
+        expect(page.locator("#label-box")).to_be_visible()
+    else:
+        expect(page.locator("#label-box")).to_be_hidden()  # an unlabelled model has no label picker
+    page.select_option("#model", name)
+    expect(page.locator("#label-box")).to_be_visible()
+    assert page.locator("#label option").all_inner_texts() == ["any", *run.labels]
+    expect(page.locator("#card-facts")).to_contain_text("labels")
+    label = run.labels[0]
+    page.select_option("#label", label)
+    generate(page, 5, seed=3)
+    assert page.locator("#results li .item").all_inner_texts() == run.sample(5, seed=3, novel=True, label=label)
+    page.fill("#text", "emma")
+    page.click("#score-btn")
+    expect(page.locator("#totals")).to_contain_text(f"“emma” given label {label}: NLL {run.score(['emma'], label)[0].nll:.3f}")
+    page.select_option("#label", "")
+    page.click("#score-btn")
+    expect(page.locator("#totals")).to_contain_text(f"“emma” under any label: NLL {run.score(['emma'])[0].nll:.3f}")
 
 
 def test_clicking_a_result_scores_it(page):
