@@ -33,7 +33,7 @@ def add_options(p: argparse.ArgumentParser, options: dict) -> None:
         elif opt.spec.choices:
             p.add_argument(*flags, choices=opt.spec.choices, default=None, help=text)
         else:
-            metavar = {int: "N", float: "F", str: "TEXT"}[opt.kind]
+            metavar = opt.spec.metavar or {int: "N", float: "F", str: "TEXT"}[opt.kind]
             p.add_argument(*flags, dest=name, type=opt.kind, default=None, metavar=metavar, help=text)
 
 
@@ -166,13 +166,14 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .api import NotEnoughNovel, load
+    from .api import load
+    from .constraints import NotEnough
 
     run = load(args.run, device=args.device)
     status = 0
     try:
         items = run.sample(**options_given(args, SAMPLE_OPTIONS))
-    except NotEnoughNovel as e:
+    except NotEnough as e:
         items, status = e.found, e.exit_code
         print(f"makemore: {e}", file=sys.stderr)
     print(json.dumps(items, ensure_ascii=False) if args.json else "\n".join(items))
