@@ -1,12 +1,16 @@
-"""Issue #11: sampling constraints."""
+"""Issue #11: sampling constraints, and output formats and files."""
 
+import csv
+import io
+import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 import makemore
-from makemore import api
+from makemore import api, checkpoint
 from makemore.config import OptionError
 from makemore.constraints import NotEnough, budget
 from makemore.data import Vocabulary
@@ -182,3 +186,112 @@ def test_min_len_where_the_model_allows_only_the_end():
     items = generate(model, vocab, 200, 6, torch.Generator().manual_seed(0), min_len=4)
     assert all(len(i) >= 4 or i.endswith("b") for i in items)
     assert any(len(i) < 4 for i in items) and any(len(i) >= 4 for i in items)
+
+
+# --- the command line: constraints ---------------------------------------------------------
+
+def test_cli_constraints(run_dir, run_cli):
+    status, out, err = run_cli("sample", run_dir, "-n", "8", "--seed", "1", "--suffix", "n", "--min-len", "4",
+                               "--max-len", "6", "--unique")
+    items = out.split()
+    assert status == 0 and len(items) == 8 == len(set(items)), err
+    assert all(i.endswith("n") and 4 <= len(i) <= 6 for i in items)
+
+
+def test_cli_not_enough_prints_what_it_found(run_dir, run_cli):
+    status, out, err = run_cli("sample", run_dir, "-n", "4", "--seed", "0", "--top-k", "1", "--unique")
+    one_line_error(status, err, expect=1)
+    assert len(out.split()) == 1 and "found only 1 of 4 distinct items in 1000 draws" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--suffix", "Q"], "--suffix has characters the model never saw"),
+    (["--min-len", "9", "--max-len", "2"], "--min-len 9 is more than --max-len 2"),
+    (["--min-len", "0"], "--min-len must be at least 1"),
+    (["--exclude", "/no/such/file"], "--exclude: cannot read /no/such/file"),
+    (["--prefix", "abcdef", "--max-len", "4"], "--prefix has 6 characters, which leaves no room under --max-len 4"),
+])
+def test_cli_impossible_constraints(run_dir, run_cli, args, message):
+    status, out, err = run_cli("sample", run_dir, *args)
+    one_line_error(status, err)
+    assert message in err and out == ""
+
+
+def test_help_states_the_budget(run_cli):
+    status, out, _ = run_cli("sample", "--help")
+    text = " ".join(out.split())
+    assert status == 0 and "max(1000, 50 n)" in text and "--exclude FILE" in text
+
+
+# --- output: formats and files -------------------------------------------------------------
+
+def test_formats_on_stdout(run_dir, run, run_cli):
+    items = run.sample(6, seed=11)
+    status, out, _ = run_cli("sample", run_dir, "-n", "6", "--seed", "11")
+    assert status == 0 and out.splitlines() == items
+    for args in (["--json"], ["--format", "json"]):
+        assert json.loads(run_cli("sample", run_dir, "-n", "6", "--seed", "11", *args)[1]) == items
+    status, out, _ = run_cli("sample", run_dir, "-n", "6", "--seed", "11", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert status == 0 and [r["item"] for r in rows] == items and list(rows[0]) == ["item", "nll_per_char"]
+    scores = run.score(items)
+    assert [float(r["nll_per_char"]) for r in rows] == pytest.approx([s.nll_per_char for s in scores], abs=1e-4)
+
+
+def test_csv_quotes_what_needs_quoting(tmp_path):
+    from makemore.output import render
+    from makemore.sample import Score
+
+    text = render(['a,b', 'say "hi"'], "csv", [Score('a,b', 2.0, 0.5, 4), Score('say "hi"', 9.0, 1.0, 9)])
+    assert list(csv.reader(io.StringIO(text))) == [["item", "nll_per_char"], ["a,b", "0.5000"], ['say "hi"', "1.0000"]]
+
+
+def test_out_writes_the_file_and_refuses_to_replace_it(run_dir, run, run_cli, tmp_path):
+    out = tmp_path / "names.csv"
+    status, stdout, err = run_cli("sample", run_dir, "-n", "5", "--seed", "12", "--out", out)
+    assert status == 0 and stdout == "" and f"wrote 5 items to {out} (csv)" in err  # the extension picks the format
+    first = out.read_text()
+    assert [r["item"] for r in csv.DictReader(io.StringIO(first))] == run.sample(5, seed=12)
+    status, stdout, err = run_cli("sample", run_dir, "-n", "5", "--seed", "13", "--out", out)
+    one_line_error(status, err)
+    assert "exists; pass --force" in err and out.read_text() == first
+    status, _, err = run_cli("sample", run_dir, "-n", "5", "--seed", "13", "--out", out, "--force", "--format", "txt")
+    assert status == 0 and out.read_text().splitlines() == run.sample(5, seed=13)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["names.csv"]  # no temporary file left
+
+
+def test_out_with_not_enough_writes_what_was_found(run_dir, run_cli, tmp_path):
+    out = tmp_path / "few.json"
+    status, stdout, err = run_cli("sample", run_dir, "-n", "4", "--seed", "0", "--top-k", "1", "--unique", "--out", out)
+    assert status == 1 and "found only 1 of 4" in err and len(json.loads(out.read_text())) == 1
+
+
+def test_out_mistakes_are_refused_before_sampling(run_dir, run_cli, tmp_path, monkeypatch, no_drawing):
+    for args, message in [(["--out", tmp_path / "no" / "x.txt"], "does not exist; create it first"),
+                          (["--out", tmp_path], "is a directory; name a file"),
+                          (["--json", "--format", "csv"], "--json is --format json")]:
+        status, out, err = run_cli("sample", run_dir, *args)
+        one_line_error(status, err)
+        assert message in err and out == ""
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_failed_write_leaves_nothing(run_dir, run_cli, tmp_path, monkeypatch):
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", disk_full)
+    out = tmp_path / "items.txt"
+    status, _, err = run_cli("sample", run_dir, "-n", "5", "--out", out)
+    one_line_error(status, err)
+    assert "cannot write --out" in err and "No space left on device" in err
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
+
+
+def test_a_failed_write_keeps_the_old_file_with_force(run_dir, run_cli, tmp_path, monkeypatch):
+    out = tmp_path / "items.txt"
+    out.write_text("precious\n")
+    monkeypatch.setattr(checkpoint.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    status, _, err = run_cli("sample", run_dir, "-n", "5", "--out", out, "--force")
+    one_line_error(status, err)
+    assert out.read_text() == "precious\n" and os.listdir(tmp_path) == ["items.txt"]

@@ -10,11 +10,17 @@ from .config import MODEL_OPTIONS, SAMPLE_OPTIONS, TRAIN_OPTIONS, OptionError, f
 from .device import DEVICES
 from .errors import MakemoreError
 from .lrfind import SWEEP_OPTIONS
+from .output import FORMATS
 from .plot import KINDS
 from .signals import Terminated, exit_status, stop_on_signals
 
 UNSET = "an option not given takes the model's default (see `makemore models --json`)"
 RUN_SETTINGS = ("data", "model", "out", "force")  # what a resumed run keeps from its own config.json
+CONSTRAINTS_HELP = ("--prefix, --min-len and --max-len shape each item as it is drawn (the length rules change the "
+                    "model's odds: items are cut at --max-len and run on until --min-len); --novel, --suffix, --contains, "
+                    "--exclude and --unique keep only the items that meet them, drawing at most max(1000, 50 n) items in "
+                    "all: when that finds fewer than n, the ones found are given, stderr says how many of how many draws, "
+                    "and the exit status is 1")
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error on one line."""
@@ -72,11 +78,16 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("sample", help="generate new items from a run")
+    p = sub.add_parser("sample", help="generate new items from a run", epilog=CONSTRAINTS_HELP)
     p.add_argument("run")
     add_options(p, SAMPLE_OPTIONS)
     p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--json", action="store_true")
+    # output (issue #11): where the items go and in what form
+    p.add_argument("--format", choices=FORMATS, help="txt: one item per line; json: a list; csv: a header, then each "
+                                                     "item and its nll_per_char (default: --out's extension, else txt)")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
+    p.add_argument("--out", metavar="FILE", help="write the items to FILE, whole or not at all, instead of printing them")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("score", help="log-likelihood of given items under a run's model")
@@ -168,7 +179,13 @@ def cmd_eval(args) -> int:
 def cmd_sample(args) -> int:
     from .api import load
     from .constraints import NotEnough
+    from .output import check_out, format_of, render, write
 
+    if args.json and args.format not in (None, "json"):
+        raise MakemoreError(f"--json is --format json; give one of --json and --format {args.format}")
+    fmt = "json" if args.json else format_of(args.out, args.format)
+    if args.out is not None:
+        check_out(args.out, args.force)  # before sampling, not after
     run = load(args.run, device=args.device)
     status = 0
     try:
@@ -176,7 +193,12 @@ def cmd_sample(args) -> int:
     except NotEnough as e:
         items, status = e.found, e.exit_code
         print(f"makemore: {e}", file=sys.stderr)
-    print(json.dumps(items, ensure_ascii=False) if args.json else "\n".join(items))
+    text = render(items, fmt, run.score(items) if fmt == "csv" else None)
+    if args.out is None:
+        print(text, end="")
+    else:
+        write(args.out, text, args.force)
+        print(f"makemore: wrote {len(items)} items to {args.out} ({fmt})", file=sys.stderr)
     return status
 
 
