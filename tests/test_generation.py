@@ -295,3 +295,9 @@ def test_a_failed_write_keeps_the_old_file_with_force(run_dir, run_cli, tmp_path
     status, _, err = run_cli("sample", run_dir, "-n", "5", "--out", out, "--force")
     one_line_error(status, err)
     assert out.read_text() == "precious\n" and os.listdir(tmp_path) == ["items.txt"]
+
+
+def test_csv_with_nothing_found_is_the_header(run_dir, run_cli, tmp_path):
+    status, out, err = run_cli("sample", run_dir, "-n", "3", "--contains", "zzz", "--format", "csv")
+    one_line_error(status, err, expect=1)
+    assert out == "item,nll_per_char\n" and "found only 0 of 3 items (containing 'zzz') in 1000 draws" in err

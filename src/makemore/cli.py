@@ -193,7 +193,7 @@ def cmd_sample(args) -> int:
     except NotEnough as e:
         items, status = e.found, e.exit_code
         print(f"makemore: {e}", file=sys.stderr)
-    text = render(items, fmt, run.score(items) if fmt == "csv" else None)
+    text = render(items, fmt, run.score(items) if fmt == "csv" and items else [])
     if args.out is None:
         print(text, end="")
     else:
