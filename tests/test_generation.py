@@ -1,8 +1,9 @@
-"""Issue #11: sampling constraints, and output formats and files."""
+"""Issue #11: sampling constraints, output formats and files, and `score --explain`."""
 
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from makemore import api, checkpoint
 from makemore.config import OptionError
 from makemore.constraints import NotEnough, budget
 from makemore.data import Vocabulary
+from makemore.explain import explain_many
 from makemore.models import ModelConfig, build
 from makemore.sample import generate
 
@@ -301,3 +303,43 @@ def test_csv_with_nothing_found_is_the_header(run_dir, run_cli, tmp_path):
     status, out, err = run_cli("sample", run_dir, "-n", "3", "--contains", "zzz", "--format", "csv")
     one_line_error(status, err, expect=1)
     assert out == "item,nll_per_char\n" and "found only 0 of 3 items (containing 'zzz') in 1000 draws" in err
+
+
+# --- score --explain -----------------------------------------------------------------------
+
+def test_explain_layout(run_dir, run, run_cli):
+    status, out, err = run_cli("score", "--explain", run_dir, "emma", " ava ")
+    assert status == 0, err
+    blocks = out.strip().split("\n\n")
+    assert len(blocks) == 2
+    for text, block, positions, s in zip(["emma", "ava"], blocks, explain_many(run.model, run.vocab, ["emma", "ava"], 3),
+                                         run.score(["emma", "ava"])):
+        lines = block.splitlines()
+        assert lines[0] == f"{text}  nll {s.nll:.4f}  per char {s.nll_per_char:.4f}"
+        assert lines[1].split() == ["char", "prob", "rank", "model's", "top", "choices"]
+        rows = [line.split() for line in lines[2:]]
+        assert [r[0] for r in rows] == [*text, "end"]
+        for row, p in zip(rows, positions):
+            assert row[1] == f"{100 * p.prob:.2f}%" and int(row[2]) == p.rank
+            shown = ["end" if a.end else a.char for a in p.top]
+            assert row[3::2] == shown and row[4::2] == [f"{100 * a.prob:.1f}%" for a in p.top]
+        assert rows[-1][0] == "end" and len(rows) == len(text) + 1
+
+
+def test_explain_json(run_dir, run, run_cli):
+    status, out, _ = run_cli("score", "--explain", run_dir, "emma", "--json")
+    [row] = json.loads(out)
+    assert status == 0 and row["text"] == "emma"
+    assert row["nll"] == pytest.approx(run.score(["emma"])[0].nll, rel=1e-5)
+    assert [p["char"] for p in row["positions"]] == ["e", "m", "m", "a", "."]
+    assert [p["end"] for p in row["positions"]] == [False] * 4 + [True]
+    for p in row["positions"]:
+        assert len(p["top"]) == 3 and p["rank"] >= 1 and p["surprise"] == pytest.approx(-math.log(p["prob"]))
+        assert set(p["top"][0]) == {"char", "end", "prob"}
+
+
+def test_explain_bad_items(run_dir, run_cli):
+    for text, message in [("Emma", "never saw in training ('E')"), ("  ", "needs at least one character")]:
+        status, out, err = run_cli("score", "--explain", run_dir, text)
+        one_line_error(status, err)
+        assert message in err and out == ""

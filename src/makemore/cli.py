@@ -16,6 +16,7 @@ from .signals import Terminated, exit_status, stop_on_signals
 
 UNSET = "an option not given takes the model's default (see `makemore models --json`)"
 RUN_SETTINGS = ("data", "model", "out", "force")  # what a resumed run keeps from its own config.json
+EXPLAIN_TOP = 3  # alternatives `score --explain` shows at each position
 CONSTRAINTS_HELP = ("--prefix, --min-len and --max-len shape each item as it is drawn (the length rules change the "
                     "model's odds: items are cut at --max-len and run on until --min-len); --novel, --suffix, --contains, "
                     "--exclude and --unique keep only the items that meet them, drawing at most max(1000, 50 n) items in "
@@ -95,6 +96,8 @@ def build_parser() -> Parser:
     p.add_argument("text", nargs="+")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--explain", action="store_true", help=f"per character (the end included): the probability the "
+                                                          f"model gave it, its rank, and the model's top {EXPLAIN_TOP} there")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("plot", help="draw a picture of a run: loss, bigram table, embeddings, diagnostics",
@@ -205,12 +208,29 @@ def cmd_sample(args) -> int:
 def cmd_score(args) -> int:
     from .api import load
 
-    scores = load(args.run, device=args.device).score(args.text)
+    run = load(args.run, device=args.device)
+    if args.explain:
+        return explain_items(run, args)
+    scores = run.score(args.text)
     if args.json:
         print(json.dumps([s.to_dict() for s in scores], ensure_ascii=False))
     else:
         for s in scores:
             print(f"{s.text}\tnll {s.nll:.4f}\tper char {s.nll_per_char:.4f}\tchars {s.chars}")
+    return 0
+
+
+def explain_items(run, args) -> int:
+    from .explain import explain_many
+    from .output import explanation
+
+    texts = [t.strip() for t in args.text]
+    explained = explain_many(run.model, run.vocab, texts, top=EXPLAIN_TOP)
+    if args.json:
+        print(json.dumps([{"text": t, "nll": sum(p.surprise for p in ps), "positions": [p.to_dict() for p in ps]}
+                          for t, ps in zip(texts, explained)], ensure_ascii=False))
+    else:
+        print("\n\n".join(explanation(t, ps) for t, ps in zip(texts, explained)))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Results as text: sampled items as txt, json or csv, to a file whole or not at all."""
+"""Results as text: sampled items as txt, json or csv (to a file, whole or not at all), and a
+per-character explanation as a table a person can read."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from .checkpoint import atomic_write
 from .errors import MakemoreError
+from .explain import Position
 from .sample import Score
 
 FORMATS = ("txt", "json", "csv")
@@ -56,3 +58,20 @@ def write(path: str, text: str, force: bool) -> None:
         atomic_write(out, text.encode("utf-8"))
     except OSError as e:
         raise MakemoreError(f"cannot write --out {path} ({e.strerror or e}); check the folder's permissions") from None
+
+
+def shown(char: str, end: bool) -> str:
+    """A character as the table shows it: the end boundary as 'end', a space as '␣'."""
+    return "end" if end else "␣" if char == " " else char
+
+
+def explanation(text: str, positions: list[Position]) -> str:
+    """One line per predicted position: the character, the probability the model gave it, its rank,
+    and the model's most likely characters there."""
+    nll = sum(p.surprise for p in positions)
+    lines = [f"{text}  nll {nll:.4f}  per char {nll / len(positions):.4f}",
+             f"  {'char':<5}{'prob':>8}{'rank':>6}  model's top choices"]
+    for p in positions:
+        top = "  ".join(f"{shown(a.char, a.end)} {100 * a.prob:.1f}%" for a in p.top)
+        lines.append(f"  {shown(p.char, p.end):<5}{100 * p.prob:>7.2f}%{p.rank:>6}  {top}")
+    return "\n".join(lines)
