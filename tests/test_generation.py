@@ -213,7 +213,7 @@ def test_cli_not_enough_prints_what_it_found(run_dir, run_cli):
     (["--exclude", "/no/such/file"], "--exclude: cannot read /no/such/file"),
     (["--prefix", "abcdef", "--max-len", "4"], "--prefix has 6 characters, which leaves no room under --max-len 4"),
 ])
-def test_cli_impossible_constraints(run_dir, run_cli, args, message):
+def test_cli_impossible_constraints(run_dir, run_cli, no_drawing, args, message):
     status, out, err = run_cli("sample", run_dir, *args)
     one_line_error(status, err)
     assert message in err and out == ""
