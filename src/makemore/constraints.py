@@ -100,8 +100,12 @@ class Constraints:
             raise OptionError(lambda show: f"{show('min_len')} is {self.min_len}, but this model makes items of at most "
                                            f"{model_max_len} characters (the longest in its training data)")
         longest = self.longest(model_max_len)
-        limit = (lambda show: f"{show('max_len')} {self.max_len}") if self.max_len is not None and self.max_len <= model_max_len \
-            else (lambda show: f"this model's longest item ({model_max_len} characters)")
+
+        def limit(show) -> str:  # what sets `longest`, in words
+            if self.max_len is not None and self.max_len <= model_max_len:
+                return f"{show('max_len')} {self.max_len}"
+            return f"this model's longest item ({model_max_len} characters)"
+
         if self.prefix and len(self.prefix) >= longest:
             raise OptionError(lambda show: f"{show('prefix')} has {len(self.prefix)} characters, which leaves no room "
                                            f"under {limit(show)}; use a shorter prefix")
