@@ -133,6 +133,12 @@ def test_not_enough_describes_the_constraints(run, tmp_path):
     with pytest.raises(NotEnough) as e:
         run.sample(3, seed=0, novel=True, suffix="q", contains="zz", exclude=path, max_draws=50)
     assert str(e.value).startswith(f"found only 0 of 3 novel items (ending with 'q', containing 'zz', not in {path}) in 50 draws")
+    with pytest.raises(NotEnough) as e:
+        run.sample(3, seed=0, prefix="m", contains="zz", min_len=3, max_len=5, unique=True, max_draws=50)
+    assert str(e.value).startswith("found only 0 of 3 distinct items (starting with 'm', containing 'zz', of 3 to 5 characters) "
+                                   "in 50 draws")
+    with pytest.raises(NotEnough, match=r"^found only 0 of 3 items \(containing 'zz', of at most 5 characters\)"):
+        run.sample(3, seed=0, contains="zz", max_len=5, max_draws=50)
 
 
 # --- impossible constraints: one line at once, before any drawing --------------------------

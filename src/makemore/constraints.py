@@ -135,8 +135,10 @@ class Constraints:
             parts.append(f"ending with {self.suffix!r}")
         if self.contains:
             parts.append(f"containing {self.contains!r}")
-        if self.min_len > 1:
-            parts.append(f"of at least {self.min_len} characters")
+        if self.min_len > 1 and self.max_len is not None:
+            parts.append(f"of {self.min_len} to {self.max_len} characters")
+        elif self.min_len > 1 or self.max_len is not None:
+            parts.append(f"of at least {self.min_len} characters" if self.min_len > 1 else f"of at most {self.max_len} characters")
         if self.exclude_file is not None:
             parts.append(f"not in {self.exclude_file}")
         return f"{kind} ({', '.join(parts)})" if parts else kind
