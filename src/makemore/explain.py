@@ -1,0 +1,115 @@
+"""How surprised the model is at each character of an item.
+
+For every predicted position of an item (each of its characters, then the end boundary) this
+gives the probability the model gave the character that came, its rank among all characters,
+and the model's most likely alternatives there. The summed -log(probability) over the positions
+is the item's NLL, the same number `score` gives.
+
+Items go through `start`/`step` a column at a time, many items at once, so every model explains
+items the way it samples them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .data import BOUNDARY, Vocabulary
+from .errors import MakemoreError
+from .models import CharModel
+
+
+@dataclass
+class Alternative:
+    char: str
+    end: bool  # the end-of-item boundary (shown as its symbol, which a data character may share)
+    prob: float
+
+
+@dataclass
+class Position:
+    char: str  # the character that came; the boundary's symbol at the end
+    end: bool  # True for the end-of-item boundary
+    prob: float  # probability the model gave it
+    surprise: float  # -ln(prob), in nats: this position's share of the item's NLL
+    rank: int  # 1 = the model's first choice
+    top: list[Alternative]  # the model's most likely characters here, most likely first
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_items(vocab: Vocabulary, model: CharModel, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text, with the same one-line errors as scoring."""
+    limit = model.max_tokens()
+    encoded = []
+    for text in texts:
+        if not text:
+            raise MakemoreError(f"cannot score {text!r}: an item needs at least one character")
+        ids = vocab.encode(text)
+        if limit is not None and len(ids) + 1 > limit:
+            raise MakemoreError(f"an item has {len(ids)} characters; this model takes items of at most {limit - 1} "
+                                "(the longest in its training data); leave longer items out")
+        encoded.append(ids)
+    return encoded
+
+
+@torch.inference_mode()
+def explain_many(model: CharModel, vocab: Vocabulary, texts: list[str], top: int = 5,
+                 labels: list[str] | None = None) -> list[list[Position]]:
+    """Each text's positions (surrounding whitespace stripped, as `score` does); a labelled
+    model's given each text's label in `labels`."""
+    items = [t.strip() for t in texts]
+    encoded = check_items(vocab, model, items)
+    top = max(1, min(top, len(vocab)))
+    was_training = model.training
+    model.eval()
+    try:
+        B, T = len(encoded), max(len(ids) for ids in encoded) + 1
+        device = model.device
+        # targets: each item's ids then the boundary; shorter items are padded with the
+        # boundary, whose later positions are never read
+        targets = torch.full((B, T), BOUNDARY, dtype=torch.long)
+        for r, ids in enumerate(encoded):
+            targets[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        targets = targets.to(device)
+        state = model.start(B)
+        token = torch.full((B,), BOUNDARY, dtype=torch.long, device=device)
+        if labels is not None:  # a labelled model's items start from their label's token
+            token = torch.tensor([vocab.label_token(label) for label in labels], dtype=torch.long, device=device)
+        log_probs = []
+        for t in range(T):
+            logits, state = model.step(token, state)
+            log_probs.append(torch.log_softmax(logits.float(), dim=-1))
+            if t + 1 < T:
+                token = targets[:, t]
+        lp = torch.stack(log_probs, dim=1).cpu()  # (B, T, V)
+    finally:
+        model.train(was_training)
+    targets = targets.cpu()
+    chosen = lp.gather(2, targets[:, :, None]).squeeze(2)  # (B, T)
+    rank = (lp > chosen[:, :, None]).sum(2) + 1
+    top_lp, top_ids = lp.topk(top, dim=2)
+    chosen, rank, top_p, top_ids = chosen.tolist(), rank.tolist(), top_lp.exp().tolist(), top_ids.tolist()
+    out = []
+    for r, ids in enumerate(encoded):
+        positions = []
+        for t in range(len(ids) + 1):
+            end = t == len(ids)
+            positions.append(Position(
+                char=vocab.shown(BOUNDARY) if end else items[r][t],
+                end=end,
+                prob=math.exp(chosen[r][t]),
+                surprise=-chosen[r][t],
+                rank=rank[r][t],
+                top=[Alternative(vocab.shown(i), i == BOUNDARY, p) for i, p in zip(top_ids[r][t], top_p[r][t])],
+            ))
+        out.append(positions)
+    return out
+
+
+def explain(model: CharModel, vocab: Vocabulary, text: str, top: int = 5) -> list[Position]:
+    """One text's positions: its characters, then the end boundary."""
+    return explain_many(model, vocab, [text], top)[0]
