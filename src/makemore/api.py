@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CONFIG, RESTORE, RunDir, run_dataset, run_vocabulary
-from .data import SPLIT_NAMES, Vocabulary
+from .data import SPLIT_NAMES
 from .device import pick_device
 from .errors import MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
