@@ -204,6 +204,9 @@ class TrainConfig(Config):
     diagnostics: bool = option(False, "record activation, gradient and update statistics for `makemore plot`")
     diagnostics_interval: int | None = option(None, f"steps between diagnostic records (default {DEFAULT_INTERVAL})", low=1, high=10**9)
     tensorboard: bool = option(False, "also log losses and learning rate to RUN/tensorboard (needs makemore[tensorboard])")
+    threads: int | None = option(None, "torch threads on the CPU (default: $OMP_NUM_THREADS if set, else the cores this "
+                                       "process may use less those other processes keep busy, at least 1)",
+                                 low=1, high=1024, resumable=True)
 
     def check(self) -> None:
         if self.diagnostics_interval is not None and not self.diagnostics:
@@ -263,12 +266,18 @@ def split_options(options: dict) -> tuple[dict, dict]:
 
 
 def resume_changes(changes: dict) -> dict:
-    """What a resumed run may change: only the options declared resumable (its limits)."""
+    """What a resumed run may change: only the options declared resumable (its limits, and threads)."""
     fixed = [name for name in changes if name not in RESUMABLE]
     for name in fixed:
         if name not in MODEL_OPTIONS and name not in TRAIN_OPTIONS:
             raise unknown_option(name, RESUMABLE)
     if fixed:
-        raise OptionError(lambda show: f"a resumed run continues as it was configured; only {' and '.join(map(show, RESUMABLE))} "
+        raise OptionError(lambda show: f"a resumed run continues as it was configured; only {listed(map(show, RESUMABLE))} "
                                        f"may change (drop {', '.join(map(show, fixed))})")
     return changes
+
+
+def listed(names) -> str:
+    """"a", "a and b", "a, b and c"."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

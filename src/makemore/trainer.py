@@ -25,7 +25,7 @@ from .checkpoint import (MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, r
                          save_tensors, write_json)
 from .config import MAX_PARAMS, TRAIN_OPTIONS, check_path, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
 from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset
-from .device import pick_device
+from .device import cpu_threads, pick_device
 from .diagnostics import DEFAULT_INTERVAL, Diagnostics
 from .errors import Diverged, MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
@@ -249,6 +249,8 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> TrainResult:
         interrupted = False
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(self.tc.threads)[0])
         if self.model.closed_form:
             self.fit_closed_form()
         else:
@@ -428,5 +430,6 @@ class Trainer:
         labels = self.data.split_labels or {}
         final = {s: evaluate(self.model, self.data.packed(s).to(self.device), s, labels.get(s)) for s in SPLIT_NAMES}
         write_json(self.run.file(SUMMARY), {"step": self.state.step, "seconds": round(self.state.elapsed, 2), "interrupted": interrupted,
-                                            "diverged": diverged, **{s: r.to_dict() for s, r in final.items()}})
+                                            "diverged": diverged, "threads": torch.get_num_threads(),
+                                            **{s: r.to_dict() for s, r in final.items()}})
         return TrainResult(self.run.path, self.state.step, self.state.elapsed, final, interrupted)
