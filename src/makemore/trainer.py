@@ -248,9 +248,16 @@ class Trainer:
         return self.average.model if self.average else self.model
 
     def fit(self, resume: bool = False) -> TrainResult:
-        interrupted = False
+        before = torch.get_num_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(self.tc.threads)[0])
+        try:
+            return self.train(resume)
+        finally:
+            torch.set_num_threads(before)  # the caller's process is as it was
+
+    def train(self, resume: bool) -> TrainResult:
+        interrupted = False
         if self.model.closed_form:
             self.fit_closed_form()
         else:
