@@ -1,4 +1,5 @@
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 # The models under test are tiny: one thread runs them as fast as two, and cannot collapse when
 # other processes compete for this machine's two cores (OpenMP threads spin-waiting on each other).
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"  # and training in these tests keeps to it (device.cpu_threads)
 
 from makemore.data import resolve_data
 

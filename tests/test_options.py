@@ -78,10 +78,10 @@ def test_the_same_mistake_names_the_flag_on_the_command_line(small_data, tmp_pat
 
 
 def test_resume_may_change_only_what_is_declared_resumable(small_data, tmp_path):
-    assert RESUMABLE == ("max_steps", "time_budget")
+    assert RESUMABLE == ("max_steps", "time_budget", "threads")
     makemore.train(data=str(small_data), model="mlp", out=tmp_path / "run", max_steps=10, **QUIET)
     before = (tmp_path / "run" / "config.json").read_text()
-    with pytest.raises(OptionError, match=r"only max_steps and time_budget may change \(drop lr\)"):
+    with pytest.raises(OptionError, match=r"only max_steps, time_budget and threads may change \(drop lr\)"):
         makemore.resume(tmp_path / "run", lr=0.5, **QUIET)
     with pytest.raises(MakemoreError, match="unknown option 'max_step'; did you mean 'max_steps'"):
         makemore.resume(tmp_path / "run", max_step=20, **QUIET)
@@ -135,3 +135,30 @@ def test_path_arguments_of_the_python_api_are_checked(small_data, tmp_path):
     with pytest.raises(MakemoreError, match="run_path must be a path"):
         makemore.resume(None, **QUIET)
     assert not (tmp_path / "run").exists()
+
+
+def test_torch_threads_default_to_what_the_machine_has_free(monkeypatch):
+    from makemore import device
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+    assert device.cpu_threads() == (1, "4 cores, load 2.6")  # three of four cores busy elsewhere
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert device.cpu_threads()[0] == 1  # never fewer than one
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert device.cpu_threads()[0] == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert device.cpu_threads() == (2, "OMP_NUM_THREADS")
+    assert device.cpu_threads(3) == (3, "--threads")
+
+
+def test_training_uses_the_threads_asked_for_and_says_so_in_the_summary(small_data, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        result = makemore.train(data=str(small_data), model="bigram-nn", out=tmp_path / "run", max_steps=3, threads=2, **QUIET)
+        assert json.loads((result.run_dir / "summary.json").read_text())["threads"] == 2
+    finally:
+        torch.set_num_threads(before)

@@ -3,7 +3,6 @@ files, signals, permissions and empty samples. docs/reliability.md says which te
 promise. Property-based tests of the same readers are in test_reliability_properties.py."""
 
 import codecs
-import importlib
 import io
 import json
 import os

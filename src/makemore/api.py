@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import random
-from dataclasses import astuple
 from importlib import resources
 from pathlib import Path
 
 import torch
 
 from .checkpoint import CONFIG, RESTORE, RunDir, run_dataset, run_vocabulary
-from .data import SPLIT_NAMES, Vocabulary
+from .data import SPLIT_NAMES
 from .device import pick_device
 from .errors import MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
 from .models import ModelConfig, build
 from .config import SampleConfig, check_path
+from .constraints import Constraints, NotEnough, as_text_path
 from .sample import Score, generate, score
 
-SAMPLE_CHUNK = 4096  # items generated at once; bounds memory for large -n
 PRETRAINED = Path(str(resources.files("makemore") / "pretrained" / "names-sex"))  # scripts/build_pretrained.py
 
 
@@ -76,34 +75,28 @@ class Run:
         return self.vocab.first_label + torch.multinomial(prior.expand(k, -1), 1, replacement=True, generator=generator).squeeze(1)
 
     def sample(self, n: int = 10, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, prefix: str = "", novel: bool = False, label: str | None = None,
-               max_draws: int | None = None) -> list[str]:
-        """`n` items. With `novel`, only distinct items not in the data; raises if `max_draws`
-        (default max(1000, 50 n)) samples do not hold enough of them. With `label` (a labelled
-        run), items of that label; without, each item's label is drawn from the labels' prior."""
-        config = SampleConfig(n, seed, temperature, top_k, top_p, prefix, novel, label)
-        n, seed, temperature, top_k, top_p, prefix, novel, label = astuple(config)
+               top_p: float | None = None, prefix: str = "", novel: bool = False, max_draws: int | None = None,
+               suffix: str = "", contains: str = "", min_len: int | None = None, max_len: int | None = None,
+               exclude: str | Path | None = None, unique: bool = False, label: str | None = None) -> list[str]:
+        """`n` items. `prefix`, `min_len` and `max_len` shape every item as it is drawn; `novel`
+        (distinct items not in the data), `suffix`, `contains`, `exclude` (a file of items) and
+        `unique` keep only the items that meet them, and raise NotEnough (with the items found) if
+        `max_draws` (default max(1000, 50 n)) draws do not hold enough. See constraints.py. With
+        `label` (a labelled run), items of that label; without, each item's label is drawn from the
+        labels' frequencies in the training split."""
+        config = SampleConfig(n, seed, temperature, top_k, top_p, prefix, novel, suffix=suffix, contains=contains,
+                              min_len=min_len, max_len=max_len, exclude=as_text_path(exclude), unique=unique, label=label)
         if max_draws is not None and (isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1):
             raise MakemoreError(f"max_draws must be a whole number of at least 1 (got {max_draws!r})")
-        if label is not None:
-            self.vocab.label_token(label)  # an unknown label, or a label for an unlabelled run: one line now
+        if config.label is not None:
+            self.vocab.label_token(config.label)  # an unknown label, or a label for an unlabelled run: one line now
+        wanted = Constraints.of(config, self.vocab, self.model_config.max_len, self.training_items)
         device = self.model.device
-        g = torch.Generator(device=device).manual_seed(random.randrange(2**63) if seed is None else seed)
-        draw = lambda k: generate(self.model, self.vocab, k, self.model_config.max_len, g, temperature, top_k, top_p, prefix,  # noqa: E731
-                                  self.start_tokens(k, label, g))
-        if not novel:
-            return [item for i in range(0, n, SAMPLE_CHUNK) for item in draw(min(SAMPLE_CHUNK, n - i))]
-        seen, found, draws = self.training_items(), {}, 0
-        limit = max_draws or max(1000, 50 * n)
-        while len(found) < n and draws < limit:
-            k = min(SAMPLE_CHUNK, max(256, 2 * (n - len(found))), limit - draws)
-            draws += k
-            for item in draw(k):
-                if item and item not in seen and item not in found and len(found) < n:
-                    found[item] = None
-        if len(found) < n:
-            raise NotEnoughNovel(list(found), n, draws)
-        return list(found)
+        g = torch.Generator(device=device).manual_seed(random.randrange(2**63) if config.seed is None else config.seed)
+        longest = wanted.longest(self.model_config.max_len)
+        draw = lambda k: generate(self.model, self.vocab, k, longest, g, config.temperature, config.top_k,  # noqa: E731
+                                  config.top_p, config.prefix, wanted.min_len, self.start_tokens(k, config.label, g))
+        return wanted.sample(draw, config.n, max_draws)
 
     def score(self, texts: list[str], label: str | None = None) -> list[Score]:
         """Each text's NLL. A labelled run scores p(text | label) with `label`, and without it the
@@ -149,12 +142,7 @@ def check_texts(texts) -> list[str]:
     return list(texts)
 
 
-class NotEnoughNovel(MakemoreError):
-    exit_code = 1
-
-    def __init__(self, found: list[str], wanted: int, draws: int):
-        self.found = found
-        super().__init__(f"found only {len(found)} of {wanted} novel items in {draws} samples; ask for fewer or raise --temperature")
+NotEnoughNovel = NotEnough  # its name before there were other constraints; makemore serve catches it
 
 
 def load(path: str | Path, device: str = "auto") -> Run:

@@ -10,11 +10,18 @@ from .config import MODEL_OPTIONS, SAMPLE_OPTIONS, TRAIN_OPTIONS, OptionError, f
 from .device import DEVICES
 from .errors import MakemoreError
 from .lrfind import SWEEP_OPTIONS
+from .output import FORMATS
 from .plot import KINDS
 from .signals import Terminated, exit_status, stop_on_signals
 
 UNSET = "an option not given takes the model's default (see `makemore models --json`)"
 RUN_SETTINGS = ("data", "model", "out", "force")  # what a resumed run keeps from its own config.json
+EXPLAIN_TOP = 3  # alternatives `score --explain` shows at each position
+CONSTRAINTS_HELP = ("--prefix, --min-len and --max-len shape each item as it is drawn (the length rules change the "
+                    "model's odds: items are cut at --max-len and run on until --min-len); --novel, --suffix, --contains, "
+                    "--exclude and --unique keep only the items that meet them, drawing at most max(1000, 50 n) items in "
+                    "all: when that finds fewer than n, the ones found are given, stderr says how many of how many draws, "
+                    "and the exit status is 1")
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error on one line."""
@@ -33,7 +40,7 @@ def add_options(p: argparse.ArgumentParser, options: dict) -> None:
         elif opt.spec.choices:
             p.add_argument(*flags, choices=opt.spec.choices, default=None, help=text)
         else:
-            metavar = {int: "N", float: "F", str: "TEXT"}[opt.kind]
+            metavar = opt.spec.metavar or {int: "N", float: "F", str: "TEXT"}[opt.kind]
             p.add_argument(*flags, dest=name, type=opt.kind, default=None, metavar=metavar, help=text)
 
 
@@ -72,11 +79,16 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("sample", help="generate new items from a run (or the bundled model)")
+    p = sub.add_parser("sample", help="generate new items from a run (or the bundled model)", epilog=CONSTRAINTS_HELP)
     p.add_argument("run", nargs="?", help="run directory (default: the bundled model, an lstm trained on names-sex)")
     add_options(p, SAMPLE_OPTIONS)
     p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--json", action="store_true")
+    # output (issue #11): where the items go and in what form
+    p.add_argument("--format", choices=FORMATS, help="txt: one item per line; json: a list; csv: a header, then each "
+                                                     "item and its nll_per_char (default: --out's extension, else txt)")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
+    p.add_argument("--out", metavar="FILE", help="write the items to FILE, whole or not at all, instead of printing them")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("score", help="log-likelihood of given items under a run's model")
@@ -86,6 +98,8 @@ def build_parser() -> Parser:
                                    "weighted by the labels' frequencies)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--explain", action="store_true", help=f"per character (the end included): the probability the "
+                                                          f"model gave it, its rank, and the model's top {EXPLAIN_TOP} there")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("classify", help="a labelled model's posterior of each label for given items",
@@ -187,8 +201,15 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .api import NotEnoughNovel, load
+    from .api import load
+    from .constraints import NotEnough
+    from .output import check_out, format_of, render, write
 
+    if args.json and args.format not in (None, "json"):
+        raise MakemoreError(f"--json is --format json; give one of --json and --format {args.format}")
+    fmt = "json" if args.json else format_of(args.out, args.format)
+    if args.out is not None:
+        check_out(args.out, args.force)  # before sampling, not after
     if args.run is None:
         from .api import PRETRAINED, load_pretrained
 
@@ -200,22 +221,49 @@ def cmd_sample(args) -> int:
     status = 0
     try:
         items = run.sample(**options_given(args, SAMPLE_OPTIONS))
-    except NotEnoughNovel as e:
+    except NotEnough as e:
         items, status = e.found, e.exit_code
         print(f"makemore: {e}", file=sys.stderr)
-    print(json.dumps(items, ensure_ascii=False) if args.json else "\n".join(items))
+    text = render(items, fmt, run.score(items) if fmt == "csv" and items else [])
+    if args.out is None:
+        print(text, end="")
+    else:
+        write(args.out, text, args.force)
+        print(f"makemore: wrote {len(items)} items to {args.out} ({fmt})", file=sys.stderr)
     return status
 
 
 def cmd_score(args) -> int:
     from .api import load
 
-    scores = load(args.run, device=args.device).score(args.text, args.label)
+    run = load(args.run, device=args.device)
+    if args.explain:
+        return explain_items(run, args)
+    scores = run.score(args.text, args.label)
     if args.json:
         print(json.dumps([s.to_dict() for s in scores], ensure_ascii=False))
     else:
         for s in scores:
             print(f"{s.text}\tnll {s.nll:.4f}\tper char {s.nll_per_char:.4f}\tchars {s.chars}")
+    return 0
+
+
+def explain_items(run, args) -> int:
+    from .explain import explain_many
+    from .output import explanation
+
+    texts = [t.strip() for t in args.text]
+    labels = None
+    if run.labels:  # given --label, or else each item's most likely label
+        labels = [args.label] * len(texts) if args.label else [max(p, key=p.get) for p in run.classify(texts)]
+        print(f"labels: {', '.join(f'{t} {label}' for t, label in zip(texts, labels))}" +
+              ("" if args.label else " (each item's most likely; pass --label to choose)"), file=sys.stderr)
+    explained = explain_many(run.model, run.vocab, texts, top=EXPLAIN_TOP, labels=labels)
+    if args.json:
+        print(json.dumps([{"text": t, "nll": sum(p.surprise for p in ps), "positions": [p.to_dict() for p in ps]}
+                          for t, ps in zip(texts, explained)], ensure_ascii=False))
+    else:
+        print("\n\n".join(explanation(t, ps) for t, ps in zip(texts, explained)))
     return 0
 
 

@@ -35,6 +35,7 @@ class Spec:
     choices: tuple[str, ...] | None = None
     resumable: bool = False  # `resume` may change it
     short: str | None = None  # a one-letter flag beside the long one, e.g. -n
+    metavar: str | None = None  # what the flag's value is called in --help, when not N, F or TEXT
 
 
 def option(default, help: str, **spec) -> typing.Any:
@@ -203,6 +204,9 @@ class TrainConfig(Config):
     diagnostics: bool = option(False, "record activation, gradient and update statistics for `makemore plot`")
     diagnostics_interval: int | None = option(None, f"steps between diagnostic records (default {DEFAULT_INTERVAL})", low=1, high=10**9)
     tensorboard: bool = option(False, "also log losses and learning rate to RUN/tensorboard (needs makemore[tensorboard])")
+    threads: int | None = option(None, "torch threads on the CPU (default: $OMP_NUM_THREADS if set, else the cores this "
+                                       "process may use less those other processes keep busy, at least 1)",
+                                 low=1, high=1024, resumable=True)
 
     def check(self) -> None:
         if self.diagnostics_interval is not None and not self.diagnostics:
@@ -228,8 +232,21 @@ class SampleConfig(Config):
                                  low=0.0, above=True, high=1.0)
     prefix: str = option("", "continue items that start with this text")
     novel: bool = option(False, "only distinct items not in the training data")
+    # constraints (constraints.py): min_len and max_len shape items as they are drawn; suffix,
+    # contains, exclude, unique (and novel) keep only the items that meet them
+    suffix: str = option("", "only items that end with this text")
+    contains: str = option("", "only items that contain this text")
+    min_len: int | None = option(None, "items of at least N characters (the end is ruled out before N)", low=1, high=10**6)
+    max_len: int | None = option(None, "items of at most N characters (an item is ended at N)", low=1, high=10**6)
+    exclude: str | None = option(None, "a file of items, one per line, never to return", metavar="FILE")
+    unique: bool = option(False, "no item twice in the output")
     label: str | None = option(None, "a labelled model: items of this label (default: each item's label drawn from the "
                                      "labels' frequencies in the training data)")
+
+    def check(self) -> None:
+        if self.min_len is not None and self.max_len is not None and self.min_len > self.max_len:
+            raise OptionError(lambda show: f"{show('min_len')} {self.min_len} is more than {show('max_len')} {self.max_len}; "
+                                           "no item can meet both")
 
 
 MODEL_OPTIONS = options_of(ModelConfig)
@@ -249,12 +266,18 @@ def split_options(options: dict) -> tuple[dict, dict]:
 
 
 def resume_changes(changes: dict) -> dict:
-    """What a resumed run may change: only the options declared resumable (its limits)."""
+    """What a resumed run may change: only the options declared resumable (its limits, and threads)."""
     fixed = [name for name in changes if name not in RESUMABLE]
     for name in fixed:
         if name not in MODEL_OPTIONS and name not in TRAIN_OPTIONS:
             raise unknown_option(name, RESUMABLE)
     if fixed:
-        raise OptionError(lambda show: f"a resumed run continues as it was configured; only {' and '.join(map(show, RESUMABLE))} "
+        raise OptionError(lambda show: f"a resumed run continues as it was configured; only {listed(map(show, RESUMABLE))} "
                                        f"may change (drop {', '.join(map(show, fixed))})")
     return changes
+
+
+def listed(names) -> str:
+    """"a", "a and b", "a, b and c"."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

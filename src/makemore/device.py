@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import MakemoreError
@@ -23,3 +25,17 @@ def pick_device(name: str = "auto") -> torch.device:
     if name not in DEVICES:
         raise MakemoreError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
     return torch.device(name)
+
+
+def cpu_threads(requested: int | None = None) -> tuple[int, str]:
+    """How many threads torch should use on the CPU, and why. Asked for: that. Else
+    $OMP_NUM_THREADS, when set. Else the cores this process may run on, less the ones other
+    processes keep busy (the 1-minute load average): two threads beside a busy process spin-wait
+    on each other and can run many times slower than one."""
+    if requested is not None:
+        return requested, "--threads"
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, cores - round(busy))), f"{cores} cores, load {busy:.1f}"

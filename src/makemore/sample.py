@@ -38,10 +38,12 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     prefix: str = "",
+    min_len: int = 1,
     start: torch.Tensor | None = None,
 ) -> list[str]:
-    """`n` items at once, none empty; each is cut at `max_len` characters if the model never ends it.
-    `start` is each item's first token: its label's for a labelled model (default: the boundary)."""
+    """`n` items at once, none empty; each is cut at `max_len` characters if the model never ends it,
+    and not ended before `min_len` characters where the model allows anything else. `start` is each
+    item's first token: its label's for a labelled model (default: the boundary)."""
     prefix_ids = vocab.encode(prefix)
     if len(prefix_ids) >= max_len:
         raise MakemoreError(f"--prefix has {len(prefix_ids)} characters; this model makes items of at most {max_len}")
@@ -57,11 +59,14 @@ def generate(
         out = torch.full((n, max_len - len(prefix_ids)), BOUNDARY, dtype=torch.long, device=device)
         done = torch.zeros(n, dtype=torch.bool, device=device)
         for t in range(out.shape[1]):
-            if t == 0 and not prefix_ids:
-                # the data has no empty item, so an item never ends before its first character: the
-                # boundary is ruled out there (the other characters keep their relative odds)
+            if len(prefix_ids) + t < max(1, min_len):
+                # the data has no empty item, so an item never ends before its first character, nor
+                # before min_len: the boundary is ruled out there (the other characters keep their
+                # relative odds), except in a row where the model allows nothing else
                 logits = logits.clone()
-                logits[:, BOUNDARY] = float("-inf")
+                others = torch.isfinite(logits)
+                others[:, BOUNDARY] = False
+                logits[others.any(-1), BOUNDARY] = float("-inf")
             if vocab.labels:  # label tokens only ever start an item: never drawn (they never were targets)
                 logits = logits.clone()
                 logits[:, vocab.first_label :] = float("-inf")

@@ -25,7 +25,7 @@ from .checkpoint import (MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, r
                          save_tensors, write_json)
 from .config import MAX_PARAMS, TRAIN_OPTIONS, check_path, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
 from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset
-from .device import pick_device
+from .device import cpu_threads, pick_device
 from .diagnostics import DEFAULT_INTERVAL, Diagnostics
 from .errors import Diverged, MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
@@ -248,6 +248,15 @@ class Trainer:
         return self.average.model if self.average else self.model
 
     def fit(self, resume: bool = False) -> TrainResult:
+        before = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(self.tc.threads)[0])
+        try:
+            return self.train(resume)
+        finally:
+            torch.set_num_threads(before)  # the caller's process is as it was
+
+    def train(self, resume: bool) -> TrainResult:
         interrupted = False
         if self.model.closed_form:
             self.fit_closed_form()
@@ -428,5 +437,6 @@ class Trainer:
         labels = self.data.split_labels or {}
         final = {s: evaluate(self.model, self.data.packed(s).to(self.device), s, labels.get(s)) for s in SPLIT_NAMES}
         write_json(self.run.file(SUMMARY), {"step": self.state.step, "seconds": round(self.state.elapsed, 2), "interrupted": interrupted,
-                                            "diverged": diverged, **{s: r.to_dict() for s, r in final.items()}})
+                                            "diverged": diverged, "threads": torch.get_num_threads(),
+                                            **{s: r.to_dict() for s, r in final.items()}})
         return TrainResult(self.run.path, self.state.step, self.state.elapsed, final, interrupted)

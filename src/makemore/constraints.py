@@ -1,0 +1,168 @@
+"""What sampled items must be: start, end, contain, length, not excluded, not repeated.
+
+Two kinds of constraint, chosen by what is cheap to do exactly:
+
+- shaped while drawing: `prefix` is fed to the model; `max_len` ends an item at that many
+  characters; `min_len` rules the end boundary out before that many. Every item then meets them,
+  but the length rules change the odds: an item the model would have made longer is cut, and one
+  it would have ended sooner runs on, so the items follow the model's distribution conditioned
+  on the length only approximately.
+- filtered after drawing: `suffix`, `contains`, `exclude` (and `novel`, which excludes the
+  training items), `unique`. Items that fail are dropped, within one draw budget for all of them:
+  at most max(1000, 50 n) items drawn (`budget`). Fewer than n found raises NotEnough, which
+  carries the ones found.
+
+A constraint no item can meet is refused at once, before any drawing (`Constraints.check`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .config import OptionError, SampleConfig
+from .data import Vocabulary, decode, read_bytes
+from .errors import DataError, MakemoreError
+
+CHUNK = 4096  # items generated at once; bounds memory for large n
+
+
+def budget(n: int) -> int:
+    """How many items filtering constraints may draw to find n: the one rule for all of them."""
+    return max(1000, 50 * n)
+
+
+class NotEnough(MakemoreError):
+    """Fewer items than asked met the constraints within the draw budget; `found` holds those that did."""
+
+    exit_code = 1
+
+    def __init__(self, found: list[str], wanted: int, draws: int, what: str):
+        self.found, self.wanted, self.draws = found, wanted, draws
+        super().__init__(f"found only {len(found)} of {wanted} {what} in {draws} draws; "
+                         "ask for fewer, loosen the constraints or raise --temperature")
+
+
+def read_exclude(path: str) -> frozenset[str]:
+    """The items of an exclude file, read as data files are (stripped lines; blank ones dropped). An
+    empty file excludes nothing."""
+    try:
+        if Path(path).is_dir():
+            raise DataError(f"{path} is a directory; pass a text file with one item per line")
+        text = decode(read_bytes(Path(path)), Path(path))
+    except DataError as e:
+        problem = str(e)
+        raise OptionError(lambda show: f"{show('exclude')}: {problem}") from None
+    return frozenset(line.strip() for line in text.split("\n")) - {""}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    prefix: str = ""
+    suffix: str = ""
+    contains: str = ""
+    min_len: int = 1  # the data has no empty item, so an item always has at least one character
+    max_len: int | None = None  # None: the model's own limit alone
+    exclude: frozenset[str] = frozenset()
+    unique: bool = False
+    novel: bool = False  # only for describing: its training items are already in `exclude`
+    exclude_file: str | None = None  # likewise
+
+    @classmethod
+    def of(cls, config: SampleConfig, vocab: Vocabulary, model_max_len: int,
+           training_items: Callable[[], Iterable[str]]) -> "Constraints":
+        """The constraints a checked SampleConfig asks of a model, refused at once if no item can meet
+        them (`check`); the exclude file and, for `novel`, the training items are read after that."""
+        wanted = cls(prefix=config.prefix, suffix=config.suffix, contains=config.contains, min_len=config.min_len or 1,
+                     max_len=config.max_len, unique=config.unique or config.novel, novel=config.novel,
+                     exclude_file=config.exclude)
+        wanted.check(vocab, model_max_len)
+        exclude = read_exclude(config.exclude) if config.exclude is not None else frozenset()
+        if config.novel:
+            exclude = exclude | frozenset(training_items())
+        return replace(wanted, exclude=exclude)
+
+    def longest(self, model_max_len: int) -> int:
+        """The most characters an item may have: the model's limit (the longest item in its data) or max_len."""
+        return model_max_len if self.max_len is None else min(self.max_len, model_max_len)
+
+    def check(self, vocab: Vocabulary, model_max_len: int) -> None:
+        """Refuse, in one line, a constraint that no item could meet, before anything is drawn."""
+        for name in ("prefix", "suffix", "contains"):
+            unseen = vocab.unknown(getattr(self, name))
+            if unseen:
+                shown = ", ".join(repr(ch) for ch in unseen)
+                raise OptionError(lambda show, name=name, shown=shown: f"{show(name)} has characters the model never saw "
+                                                                       f"in training ({shown}); no item can have them")
+        if self.min_len > model_max_len:
+            raise OptionError(lambda show: f"{show('min_len')} is {self.min_len}, but this model makes items of at most "
+                                           f"{model_max_len} characters (the longest in its training data)")
+        longest = self.longest(model_max_len)
+
+        def limit(show) -> str:  # what sets `longest`, in words
+            if self.max_len is not None and self.max_len <= model_max_len:
+                return f"{show('max_len')} {self.max_len}"
+            return f"this model's longest item ({model_max_len} characters)"
+
+        if self.prefix and len(self.prefix) >= longest:
+            raise OptionError(lambda show: f"{show('prefix')} has {len(self.prefix)} characters, which leaves no room "
+                                           f"under {limit(show)}; use a shorter prefix")
+        for name in ("suffix", "contains"):
+            text = getattr(self, name)
+            if len(text) > longest:
+                raise OptionError(lambda show, name=name, text=text: f"{show(name)} has {len(text)} characters, more than "
+                                                                     f"{limit(show)}; no item can hold it")
+
+    @property
+    def filters(self) -> bool:
+        """Whether any drawn item may fail, so items must be checked and the budget applies. min_len
+        shapes items, but an item may still end early where the model gives nothing but the end
+        (a bigram count table without smoothing), so it is checked too."""
+        return bool(self.suffix or self.contains or self.exclude or self.unique or self.min_len > 1)
+
+    def allows(self, item: str) -> bool:
+        """An item meets the filtered constraints (the shaped ones hold by construction)."""
+        return (item.endswith(self.suffix) and self.contains in item and len(item) >= self.min_len
+                and item not in self.exclude)
+
+    def describe(self) -> str:
+        """The items asked for, in words: "novel items (ending with 'a', containing 'li')"."""
+        kind = "novel items" if self.novel else "distinct items" if self.unique else "items"
+        parts = [f"starting with {self.prefix!r}"] if self.prefix else []
+        if self.suffix:
+            parts.append(f"ending with {self.suffix!r}")
+        if self.contains:
+            parts.append(f"containing {self.contains!r}")
+        if self.min_len > 1 and self.max_len is not None:
+            parts.append(f"of {self.min_len} to {self.max_len} characters")
+        elif self.min_len > 1 or self.max_len is not None:
+            parts.append(f"of at least {self.min_len} characters" if self.min_len > 1 else f"of at most {self.max_len} characters")
+        if self.exclude_file is not None:
+            parts.append(f"not in {self.exclude_file}")
+        return f"{kind} ({', '.join(parts)})" if parts else kind
+
+    def sample(self, draw: Callable[[int], list[str]], n: int, max_draws: int | None = None) -> list[str]:
+        """n items from `draw(k)` (k items at a time) that meet the constraints."""
+        if not self.filters:
+            return [item for i in range(0, n, CHUNK) for item in draw(min(CHUNK, n - i))]
+        limit = max_draws or budget(n)
+        found: list[str] = []
+        seen: set[str] = set()
+        draws = 0
+        while len(found) < n and draws < limit:
+            k = min(CHUNK, max(256, 2 * (n - len(found))), limit - draws)
+            draws += k
+            for item in draw(k):
+                if len(found) < n and self.allows(item) and not (self.unique and item in seen):
+                    found.append(item)
+                    seen.add(item)
+        if len(found) < n:
+            raise NotEnough(found, n, draws, self.describe())
+        return found
+
+
+def as_text_path(value):
+    """`exclude` may be given to the Python API as a path object; the option itself is text."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
