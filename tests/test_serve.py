@@ -125,12 +125,21 @@ def test_sample_prefix_and_novel(client, runs):
     assert all(t.startswith("ma") for t in items) and not set(items) & runs["bigram"].training_items()
 
 
+def test_sample_constraints_as_the_python_api_applies_them(client, runs):
+    asked = {"n": 5, "seed": 2, "suffix": "a", "contains": "e", "min_len": 4, "max_len": 8, "unique": True}
+    texts = [it["text"] for it in post(client, "/api/sample", {"model": "bigram", **asked}).json()["items"]]
+    assert texts == runs["bigram"].sample(**asked)
+    assert all(t.endswith("a") and "e" in t and 4 <= len(t) <= 8 for t in texts) and len(set(texts)) == 5
+
+
 def test_not_enough_novel_items_returns_those_found_and_says_so(client):
     # top_k=1 makes every draw the same greedy item: at most one novel item exists
     r = post(client, "/api/sample", {"n": 3, "top_k": 1, "novel": True, "seed": 0})
     assert r.status_code == 200
     body = r.json()
-    assert len(body["items"]) < 3 and body["warning"].startswith(f"found only {len(body['items'])} of 3 novel items")
+    assert len(body["items"]) < 3 and body["warning"].startswith(f"found only {len(body['items'])} of 3 ")
+    body = post(client, "/api/sample", {"model": "bigram", "n": 3, "suffix": "zzq", "seed": 0}).json()
+    assert body["items"] == [] and body["warning"].startswith("found only 0 of 3 ")
 
 
 def test_score_matches_the_python_api_and_explains_each_character(client, runs):
@@ -204,7 +213,12 @@ BAD = [
     ("/api/sample", {"seed": -1}, 422, "seed must be at least 0 (got -1)"),
     ("/api/sample", {"seed": 2**64}, 422, "seed must be at most 18,446,744,073,709,551,615"),
     ("/api/sample", {"prefix": "Zo!"}, 422, "characters the model never saw in training ('Z', '!')"),
-    ("/api/sample", {"prefix": "a" * 40}, 422, "--prefix has 40 characters; this model makes items of at most"),
+    ("/api/sample", {"prefix": "a" * 40}, 422, "prefix has 40 characters, which leaves no room under this model's longest item"),
+    ("/api/sample", {"min_len": 5, "max_len": 3}, 422, "min_len 5 is more than max_len 3; no item can meet both"),
+    ("/api/sample", {"min_len": 0}, 422, "min_len must be at least 1 (got 0)"),
+    ("/api/sample", {"contains": "Q"}, 422, "characters the model never saw in training ('Q')"),
+    ("/api/sample", {"exclude": "/etc/passwd"}, 422, "unknown field 'exclude'"),  # a file: never from a request
+    ("/api/sample", {"unique": "yes"}, 422, "unique: Input should be a valid boolean"),
     ("/api/sample", {"prefix": 7}, 422, "prefix: Input should be a valid string"),
     ("/api/sample", {"novel": "yes"}, 422, "novel: Input should be a valid boolean"),
     ("/api/sample", {"model": "nope"}, 422, "unknown model 'nope'; choose one of: mlp, bigram, sex"),

@@ -40,9 +40,10 @@ except ImportError as e:
 import torch
 
 from . import __version__
-from .api import PRETRAINED, NotEnoughNovel, Run, load, load_pretrained
+from .api import PRETRAINED, Run, load, load_pretrained
 from .checkpoint import SUMMARY
 from .config import SampleConfig
+from .constraints import NotEnough
 from .data import BUILTIN
 from .explain import explain_many
 
@@ -87,6 +88,11 @@ class SampleRequest(BaseModel):
     top_p: float | None = Field(None, description="keep the most likely characters whose mass reaches p, in (0, 1]")
     prefix: str = Field("", description="items start with this text")
     novel: bool = Field(False, description="only distinct items that are not in the training data")
+    suffix: str = Field("", description="only items that end with this text")
+    contains: str = Field("", description="only items that contain this text")
+    min_len: int | None = Field(None, description="items of at least this many characters")
+    max_len: int | None = Field(None, description="items of at most this many characters")
+    unique: bool = Field(False, description="no item twice in the answer")
     label: str | None = Field(None, description="a labelled model: items of this label (default: each item's label "
                                                 "drawn from the labels' frequencies in the training data)")
     seed: int | None = Field(None, description="same seed, same items (default: a random one, returned with the items)")
@@ -219,26 +225,28 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
         name, run = pick(req.model)
         if req.n > limits.max_n:
             raise ApiError(422, f"n must be at most {limits.max_n} per request (got {req.n})")
-        SampleConfig(req.n, req.seed, req.temperature, req.top_k, req.top_p, req.prefix, req.novel, req.label)  # OptionError: a 422
+        options = req.model_dump(exclude={"model"})  # SampleConfig's and Run.sample's names (exclude, a file, is not offered)
+        SampleConfig(**options)  # OptionError: a 422
         if req.label is not None:
             run.vocab.label_token(req.label)  # an unknown label, or a label for an unlabelled model
         if req.novel and name in novel_error:
             raise ApiError(422, novel_error[name])
         run.vocab.encode(req.prefix)  # unknown characters: the CLI's message, before any work
-        seed = random.randrange(2**63) if req.seed is None else req.seed  # as Run.sample picks one; returned, to repeat
+        options["seed"] = seed = random.randrange(2**63) if req.seed is None else req.seed  # as Run.sample would; returned, to repeat
+        filtered = req.novel or req.suffix or req.contains or req.unique  # items are drawn until enough pass
 
         def work():
             warning = None
             try:
-                items = run.sample(req.n, seed, req.temperature, req.top_k, req.top_p, req.prefix, req.novel, req.label)
-            except NotEnoughNovel as e:
+                items = run.sample(**options)
+            except NotEnough as e:
                 items, warning = e.found, str(e)
             # given the label asked for; without one, under any label (what /api/score gives)
             nll = [s.nll for s in run.score(items, req.label)] if items else []
             return items, nll, warning
 
         start = time.perf_counter()
-        items, nll, warning = await infer(work, draws=max(256, 2 * req.n) if req.novel else req.n)
+        items, nll, warning = await infer(work, draws=max(256, 2 * req.n) if filtered else req.n)
         body = {"model": name, "seed": seed, "items": [{"text": t, "nll": v, "nll_per_char": v / (len(t) + 1), "chars": len(t) + 1}
                                          for t, v in zip(items, nll)],
                 "seconds": round(time.perf_counter() - start, 4)}
