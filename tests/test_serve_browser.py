@@ -126,12 +126,24 @@ def test_the_page_shows_the_model_card_and_loss_curve(page, run, runs):
 def test_generate_shows_the_items_with_their_nll(page, run):
     generate(page, 7, seed=5)
     shown = page.locator("#results li .item").all_inner_texts()
-    assert shown == run.sample(7, seed=5, novel=True)  # the page asks for novel items by default
+    assert shown == run.sample(7, seed=5, novel=True, unique=True)  # the page's defaults: new items, none twice
     nlls = page.locator("#results li .nll").all_inner_texts()
     expected = run.score(shown)
     assert nlls == [f"{s.nll_per_char:.3f}/char" for s in expected]
     expect(page.locator("#sample-status")).to_contain_text("7 items from")
     expect(page.locator("#sample-status")).to_contain_text("seed 5")
+
+
+def test_constraints_shape_the_items(page, run):
+    page.fill("#suffix", "a")
+    page.fill("#min_len", "4")
+    page.fill("#max_len", "7")
+    generate(page, 5, seed=9)
+    shown = page.locator("#results li .item").all_inner_texts()
+    assert shown == run.sample(5, seed=9, novel=True, unique=True, suffix="a", min_len=4, max_len=7)
+    page.fill("#max_len", "2")
+    page.click("#generate-btn")
+    expect(page.locator("#sample-status")).to_contain_text("min_len 4 is more than max_len 2; no item can meet both")
 
 
 def test_download_and_copy_the_list(page, run):
@@ -185,7 +197,7 @@ def test_a_labelled_model_generates_and_scores_by_label(page, runs):
     label = run.labels[0]
     page.select_option("#label", label)
     generate(page, 5, seed=3)
-    assert page.locator("#results li .item").all_inner_texts() == run.sample(5, seed=3, novel=True, label=label)
+    assert page.locator("#results li .item").all_inner_texts() == run.sample(5, seed=3, novel=True, unique=True, label=label)
     page.fill("#text", "emma")
     page.click("#score-btn")
     expect(page.locator("#totals")).to_contain_text(f"“emma” given label {label}: NLL {run.score(['emma'], label)[0].nll:.3f}")
