@@ -60,8 +60,9 @@ class Limits:
     # so running two at once uses two cores better than splitting one tiny matmul across them,
     # and worker threads that each spun up their own OpenMP pool would oversubscribe the CPU.
     workers: int = 2
-    # A request that generates more items than this at once (novel draws included) waits for a
-    # lane of its own, one such request at a time, so it never holds every worker.
+    # A request that generates more items than this at once (counting the extra draws that novel,
+    # suffix, contains or unique need) waits for a lane of its own, one such request at a time, so
+    # it never holds every worker.
     big_draws: int = 256
 
 
