@@ -141,7 +141,7 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("serve", help="a web page and a JSON API to generate and score (needs makemore[serve])")
-    p.add_argument("run", nargs="*", help="run directories to serve; each is named after its directory")
+    p.add_argument("run", nargs="*", help="run directories to serve, each named after its directory (default: the bundled model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--device", choices=DEVICES, default="auto")
