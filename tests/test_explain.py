@@ -6,8 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from makemore.data import Vocabulary
+from makemore.data import Vocabulary, pack
 from makemore.errors import MakemoreError
+from makemore.evaluate import item_nll
 from makemore.explain import explain, explain_many
 from makemore.models import REGISTRY, build
 from makemore.sample import score
@@ -16,10 +17,10 @@ VOCAB = Vocabulary(list("abcdefghijklmnopqrstuvwxyz."))  # a data "." beside the
 TEXTS = ["emma", "a", "olivia", "zyx", "j.r", "mmmmmmmmmmmm"]
 
 
-def random_model(name: str):
+def random_model(name: str, vocab: Vocabulary = VOCAB):
     """A model of the registry's shape with weights far from their (nearly uniform) initialisation."""
     torch.manual_seed(0)
-    config = replace(REGISTRY[name].config, vocab_size=len(VOCAB), max_len=12)  # the registry holds ModelConfigs on main
+    config = replace(REGISTRY[name].config, vocab_size=len(vocab), max_len=12)
     model = build(name, config)
     with torch.no_grad():
         for p in model.parameters():
@@ -69,6 +70,40 @@ def test_the_boundary_and_a_data_dot_are_told_apart():
     positions = explain(random_model("bigram"), VOCAB, "j.r", top=len(VOCAB))
     assert [(p.char, p.end) for p in positions] == [("j", False), (".", False), ("r", False), (".", True)]
     assert sum(a.end for a in positions[0].top) == 1 and sum(a.char == "." for a in positions[0].top) == 2
+
+
+@pytest.mark.parametrize("name", ["bigram", "mlp", "lstm", "transformer"])
+def test_labelled_items_start_from_their_labels_token(name):
+    vocab = Vocabulary(list("abcdefghijklmnopqrstuvwxyz"), ["F", "M"])
+    model = random_model(name, vocab)
+    texts, labels = ["emma", "liam", "ava"], ["F", "M", "F"]
+    explained = explain_many(model, vocab, texts, labels=labels)
+    nll = item_nll(model, pack(vocab, texts, model.max_tokens(), labels)).tolist()
+    assert [sum(p.surprise for p in positions) for positions in explained] == pytest.approx(nll, rel=1e-6, abs=1e-5)
+    assert sum(p.surprise for p in explain(model, vocab, "emma", label="M")) != pytest.approx(nll[0], abs=1e-3)
+    with pytest.raises(MakemoreError, match="unknown label 'X'; this model knows: F, M"):
+        explain(model, vocab, "emma", label="X")
+
+
+@pytest.mark.parametrize("name", ["bigram", "lstm", "transformer"])
+def test_without_a_label_the_labels_mix_and_the_surprises_sum_to_the_marginal_nll(name):
+    vocab = Vocabulary(list("abcdefghijklmnopqrstuvwxyz"), ["F", "M", "X"])
+    model, prior = random_model(name, vocab), torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    texts = ["emma", "liam", "zyx", "a"]
+    by_label = torch.stack([item_nll(model, pack(vocab, texts, model.max_tokens(), [label] * len(texts)))
+                            for label in vocab.labels], dim=1)  # (texts, labels)
+    marginal = (-torch.logsumexp(prior.log() - by_label, dim=1)).tolist()
+    explained = explain_many(model, vocab, texts, top=len(vocab), prior=prior)
+    assert [sum(p.surprise for p in positions) for positions in explained] == pytest.approx(marginal, rel=1e-6, abs=1e-5)
+    for positions in explained:
+        assert all(sum(a.prob for a in p.top) == pytest.approx(1.0, abs=1e-6) for p in positions)
+    # the first character's distribution is the prior's mix of each label's
+    first = {(a.char, a.end): a.prob for a in explained[0][0].top}
+    per_label = [explain(model, vocab, "emma", top=len(vocab), label=label)[0] for label in vocab.labels]
+    mixed = sum(w * next(a.prob for a in p.top if a.char == "j" and not a.end) for w, p in zip(prior.tolist(), per_label))
+    assert first[("j", False)] == pytest.approx(mixed, rel=1e-5)
+    with pytest.raises(MakemoreError, match="under any label given the labels' prior"):
+        explain(model, vocab, "emma")
 
 
 def test_top_is_limited_and_clamped():

@@ -140,6 +140,13 @@ def build_parser() -> Parser:
     add_options(p.add_argument_group("model"), MODEL_OPTIONS)
     p.set_defaults(func=cmd_lr_find)
 
+    p = sub.add_parser("serve", help="a web page and a JSON API to generate and score (needs makemore[serve])")
+    p.add_argument("run", nargs="*", help="run directories to serve, each named after its directory (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("models", help="list the models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
@@ -292,6 +299,13 @@ def cmd_lr_find(args) -> int:
     stopped = f"; stopped after {len(result.lrs)} steps, where the loss blew up" if result.diverged else ""
     print(f"suggested lr: {result.suggested:.3g} (a third of {result.best_lr:.3g}, where the smoothed loss is lowest{stopped})")
     print(f"plot: {picture.path}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve  # needs the serve extra; says what to install when it is missing
+
+    serve(args.run, host=args.host, port=args.port, device=args.device)
     return 0
 
 

@@ -57,38 +57,58 @@ def check_items(vocab: Vocabulary, model: CharModel, texts: list[str]) -> list[l
 
 
 @torch.inference_mode()
-def explain_many(model: CharModel, vocab: Vocabulary, texts: list[str], top: int = 5,
-                 labels: list[str] | None = None) -> list[list[Position]]:
-    """Each text's positions (surrounding whitespace stripped, as `score` does); a labelled
-    model's given each text's label in `labels`."""
-    items = [t.strip() for t in texts]
-    encoded = check_items(vocab, model, items)
-    top = max(1, min(top, len(vocab)))
+def step_log_probs(model: CharModel, starts: list[int], targets: torch.Tensor) -> torch.Tensor:
+    """(B, T, V) log-probabilities of the next token at each position, feeding each row its start
+    token and then its targets, one column per `step`."""
     was_training = model.training
     model.eval()
     try:
-        B, T = len(encoded), max(len(ids) for ids in encoded) + 1
         device = model.device
-        # targets: each item's ids then the boundary; shorter items are padded with the
-        # boundary, whose later positions are never read
-        targets = torch.full((B, T), BOUNDARY, dtype=torch.long)
-        for r, ids in enumerate(encoded):
-            targets[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        state = model.start(len(starts))
+        token = torch.tensor(starts, dtype=torch.long, device=device)
         targets = targets.to(device)
-        state = model.start(B)
-        token = torch.full((B,), BOUNDARY, dtype=torch.long, device=device)
-        if labels is not None:  # a labelled model's items start from their label's token
-            token = torch.tensor([vocab.label_token(label) for label in labels], dtype=torch.long, device=device)
         log_probs = []
-        for t in range(T):
+        for t in range(targets.shape[1]):
             logits, state = model.step(token, state)
             log_probs.append(torch.log_softmax(logits.float(), dim=-1))
-            if t + 1 < T:
-                token = targets[:, t]
-        lp = torch.stack(log_probs, dim=1).cpu()  # (B, T, V)
+            token = targets[:, t]
+        return torch.stack(log_probs, dim=1).cpu()
     finally:
         model.train(was_training)
-    targets = targets.cpu()
+
+
+def explain_many(model: CharModel, vocab: Vocabulary, texts: list[str], top: int = 5,
+                 labels: list[str] | None = None, prior: torch.Tensor | None = None) -> list[list[Position]]:
+    """Each text's positions (surrounding whitespace stripped, as `score` does).
+
+    A labelled model explains an item given its label (`labels`, one per text), or, with `prior`
+    (each label's probability, as `Run.label_prior` gives), under any label: at each position the
+    labels are weighed by how well each explains the characters so far, so the surprises sum to
+    -log p(item) = -log sum over labels of p(label) p(item | label), the NLL `Run.score` gives
+    without a label."""
+    items = [t.strip() for t in texts]
+    encoded = check_items(vocab, model, items)
+    if labels is not None and len(labels) != len(items):
+        raise MakemoreError(f"{len(items)} texts but {len(labels)} labels; give one label per text")
+    if labels is None and vocab.labels and prior is None:
+        raise MakemoreError("a labelled model explains an item given its label, or under any label given the labels' prior")
+    top = max(1, min(top, len(vocab)))
+    B, T = len(encoded), max(len(ids) for ids in encoded) + 1
+    # targets: each item's ids then the boundary; shorter items are padded with the boundary,
+    # whose later positions are never read
+    targets = torch.full((B, T), BOUNDARY, dtype=torch.long)
+    for r, ids in enumerate(encoded):
+        targets[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    if labels is not None or not vocab.labels:
+        starts = [BOUNDARY] * B if labels is None else [vocab.label_token(label) for label in labels]
+        lp = step_log_probs(model, starts, targets)
+    else:  # the mixture over labels, position by position
+        L = len(vocab.labels)
+        starts = [vocab.first_label + j for j in range(L) for _ in range(B)]
+        by_label = step_log_probs(model, starts, targets.repeat(L, 1)).double().view(L, B, T, -1)
+        came = by_label.gather(3, targets[None, :, :, None].expand(L, B, T, 1)).squeeze(3)  # (L, B, T)
+        weight = prior.double().log()[:, None, None] + came.cumsum(2) - came  # log p(label) p(chars before t | label)
+        lp = torch.logsumexp(weight[..., None] + by_label, dim=0) - torch.logsumexp(weight, dim=0)[..., None]
     chosen = lp.gather(2, targets[:, :, None]).squeeze(2)  # (B, T)
     rank = (lp > chosen[:, :, None]).sum(2) + 1
     top_lp, top_ids = lp.topk(top, dim=2)
@@ -110,6 +130,7 @@ def explain_many(model: CharModel, vocab: Vocabulary, texts: list[str], top: int
     return out
 
 
-def explain(model: CharModel, vocab: Vocabulary, text: str, top: int = 5) -> list[Position]:
+def explain(model: CharModel, vocab: Vocabulary, text: str, top: int = 5, label: str | None = None,
+            prior: torch.Tensor | None = None) -> list[Position]:
     """One text's positions: its characters, then the end boundary."""
-    return explain_many(model, vocab, [text], top)[0]
+    return explain_many(model, vocab, [text], top, None if label is None else [label], prior)[0]

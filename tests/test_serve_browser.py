@@ -1,0 +1,258 @@
+"""The page in a real headless Chromium: generate, score, and check what a person sees.
+
+Drives the system's Chromium (Debian's `chromium` package; `.ci/run` installs it where it can)
+with Playwright's pip package; it never downloads a browser. Skips, saying why, without them.
+
+    MAKEMORE_SCREENSHOT=docs/img/serve.png    also save the page as a PNG (the README's picture)
+    MAKEMORE_SERVE_RUN=runs/lstm              serve this run instead of a tiny one trained here
+    MAKEMORE_CHROMIUM=/path/to/chromium       the browser, if it is not `chromium` on the PATH
+"""
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="makemore serve needs the serve extra: pip install 'makemore[serve]'")
+pytest.importorskip("playwright", reason="the browser test drives Chromium with Playwright: pip install playwright")
+
+import uvicorn  # noqa: E402
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+import makemore  # noqa: E402
+from makemore.data import resolve_data  # noqa: E402
+from makemore.serve import create_app, listen, url  # noqa: E402
+
+
+def find_chromium() -> str | None:
+    given = os.environ.get("MAKEMORE_CHROMIUM")
+    if given:
+        return given if Path(given).is_file() else None
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=f"no Chromium at {os.environ['MAKEMORE_CHROMIUM']}" if os.environ.get("MAKEMORE_CHROMIUM")
+                                else "no Chromium found: apt-get install chromium, or set MAKEMORE_CHROMIUM to the browser")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny mlp and a tiny labelled bigram (names with their sex), or the run MAKEMORE_SERVE_RUN names."""
+    if os.environ.get("MAKEMORE_SERVE_RUN"):
+        path = Path(os.environ["MAKEMORE_SERVE_RUN"])
+        return {path.resolve().name: makemore.load(path, device="cpu")}
+    root = tmp_path_factory.mktemp("browser")
+    for name, source in (("small.txt", "names"), ("labelled.txt", "names-sex")):
+        lines = resolve_data(source).read_text(encoding="utf-8").splitlines()[:300]
+        (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    quiet = dict(quiet=True, log=lambda m: None)
+    makemore.train(data=str(root / "small.txt"), model="mlp", out=root / "mlp", max_steps=60, eval_interval=20, batch_size=32, **quiet)
+    makemore.train(data=str(root / "labelled.txt"), model="bigram", out=root / "sex", **quiet)
+    return {name: makemore.load(root / name, device="cpu") for name in ("mlp", "sex")}
+
+
+@pytest.fixture(scope="module")
+def run(runs):
+    """The model the page shows first."""
+    return next(iter(runs.values()))
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    """The real server (uvicorn over a socket on a free 127.0.0.1 port) in a thread."""
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(create_app(runs), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(1000):
+        if server.started:
+            break
+        time.sleep(0.01)
+    yield url(sock)
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1200, "height": 860}, accept_downloads=True)
+    page = context.new_page()
+    problems, requests = [], []
+    # the browser logs every 4xx as an error; the bad-input test causes 422s on purpose
+    expected = "Failed to load resource: the server responded with a status of 422"
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and not m.text.startswith(expected) else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(server)
+    expect(page.locator("#card-facts")).to_contain_text("parameters")
+    yield page
+    # nothing but our own server (and the download's blob: URL) was ever asked for anything
+    assert [u for u in requests if not u.startswith((server, "blob:"))] == []
+    assert problems == []
+    context.close()
+
+
+def generate(page, n: int, seed: int):
+    page.fill("#n", str(n))
+    page.fill("#seed", str(seed))
+    page.click("#generate-btn")
+    expect(page.locator("#results li")).to_have_count(n)
+
+
+def test_the_page_shows_the_model_card_and_loss_curve(page, run, runs):
+    facts = page.locator("#card-facts").inner_text()
+    assert f"{run.model.num_params():,}" in facts and run.config["model"] in facts
+    summary = json.loads(run.dir.file("summary.json").read_text())
+    assert f"test {summary['test']['nll']:.4f}" in facts
+    assert page.locator("#chart svg polyline").count() == 2  # train and val
+    assert page.locator("#model option").all_inner_texts() == [f"{name} ({r.config['model']})" for name, r in runs.items()]
+
+
+def test_generate_shows_the_items_with_their_nll(page, run):
+    generate(page, 7, seed=5)
+    shown = page.locator("#results li .item").all_inner_texts()
+    assert shown == run.sample(7, seed=5, novel=True, unique=True)  # the page's defaults: new items, none twice
+    nlls = page.locator("#results li .nll").all_inner_texts()
+    expected = run.score(shown)
+    assert nlls == [f"{s.nll_per_char:.3f}/char" for s in expected]
+    expect(page.locator("#sample-status")).to_contain_text("7 items from")
+    expect(page.locator("#sample-status")).to_contain_text("seed 5")
+
+
+def test_constraints_shape_the_items(page, run):
+    page.fill("#suffix", "a")
+    page.fill("#min_len", "4")
+    page.fill("#max_len", "7")
+    generate(page, 5, seed=9)
+    shown = page.locator("#results li .item").all_inner_texts()
+    assert shown == run.sample(5, seed=9, novel=True, unique=True, suffix="a", min_len=4, max_len=7)
+    page.fill("#max_len", "2")
+    page.click("#generate-btn")
+    expect(page.locator("#sample-status")).to_contain_text("min_len 4 is more than max_len 2; no item can meet both")
+
+
+def test_download_and_copy_the_list(page, run):
+    generate(page, 5, seed=2)
+    items = page.locator("#results li .item").all_inner_texts()
+    with page.expect_download() as download:
+        page.click("#download-btn")
+    assert Path(download.value.path()).read_text() == "\n".join(items) + "\n"
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("#copy-btn")
+    expect(page.locator("#sample-status")).to_have_text("copied 5 items")
+    assert page.evaluate("navigator.clipboard.readText()") == "\n".join(items) + "\n"
+
+
+def test_score_shows_one_cell_per_character_and_the_end(page, run):
+    page.fill("#text", "emma")
+    page.click("#score-btn")
+    cells = page.locator("#strip .cell")
+    expect(cells).to_have_count(5)
+    assert [c.strip() for c in page.locator("#strip .cell .ch").all_inner_texts()] == ["e", "m", "m", "a", "END"]
+    assert "end" in (cells.nth(4).get_attribute("class") or "")
+    s = run.score(["emma"])[0]
+    expect(page.locator("#totals")).to_contain_text(f"NLL {s.nll:.3f} over 5 characters, {s.nll_per_char:.3f} per character")
+    # each cell's probability matches the model's, and a click explains that position
+    from makemore.explain import explain
+
+    positions = explain(run.model, run.vocab, "emma", prior=run.label_prior() if run.labels else None)
+    shown = [p.strip() for p in page.locator("#strip .cell .p").all_inner_texts()]
+    assert len(shown) == 5 and all(re.fullmatch(r"(\d+(\.\d)?|<0\.1)%", p) for p in shown)
+    cells.nth(1).click()
+    why = page.locator("#why")
+    expect(why).to_contain_text("After “e”, the model gave “m”")
+    expect(why).to_contain_text(f"choice no. {positions[1].rank}")
+    assert why.locator(".a-ch").count() == 5
+    assert why.locator(".a-ch").all_inner_texts() == [a.char if not a.end else "end" for a in positions[1].top]
+
+
+def test_a_labelled_model_generates_and_scores_by_label(page, runs):
+    labelled = [(name, r) for name, r in runs.items() if r.labels]
+    if not labelled:
+        pytest.skip("MAKEMORE_SERVE_RUN names a run without labels")
+    name, run = labelled[0]
+    if next(iter(runs.values())).labels:
+        expect(page.locator("#label-box")).to_be_visible()
+    else:
+        expect(page.locator("#label-box")).to_be_hidden()  # an unlabelled model has no label picker
+    page.select_option("#model", name)
+    expect(page.locator("#label-box")).to_be_visible()
+    assert page.locator("#label option").all_inner_texts() == ["any", *run.labels]
+    expect(page.locator("#card-facts")).to_contain_text("labels")
+    label = run.labels[0]
+    page.select_option("#label", label)
+    generate(page, 5, seed=3)
+    assert page.locator("#results li .item").all_inner_texts() == run.sample(5, seed=3, novel=True, unique=True, label=label)
+    page.fill("#text", "emma")
+    page.click("#score-btn")
+    expect(page.locator("#totals")).to_contain_text(f"“emma” given label {label}: NLL {run.score(['emma'], label)[0].nll:.3f}")
+    page.select_option("#label", "")
+    page.click("#score-btn")
+    expect(page.locator("#totals")).to_contain_text(f"“emma” under any label: NLL {run.score(['emma'])[0].nll:.3f}")
+
+
+def test_clicking_a_result_scores_it(page):
+    generate(page, 3, seed=1)
+    first = page.locator("#results li .item").first.inner_text()
+    page.locator("#results li").first.click()
+    expect(page.locator("#strip .cell")).to_have_count(len(first) + 1)
+    assert page.input_value("#text") == first
+
+
+def test_bad_input_shows_the_servers_one_line_message(page):
+    page.fill("#text", "Emma!")
+    page.click("#score-btn")
+    expect(page.locator("#score-status")).to_contain_text("characters the model never saw in training ('E', '!')")
+    assert page.locator("#explained").is_hidden()
+    page.fill("#temperature", "0")
+    page.click("#generate-btn")
+    expect(page.locator("#sample-status")).to_contain_text("temperature must be at least 1e-06 (got 0.0)")
+
+
+def test_phone_width(browser, server, run):
+    context = browser.new_context(viewport={"width": 375, "height": 812}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(server)
+    expect(page.locator("#card-facts")).to_contain_text("parameters")
+    generate(page, 6, seed=0)
+    longest = ("christopher" * 4)[: run.model_config.max_len]  # the longest item the model takes
+    page.fill("#text", longest)
+    page.click("#score-btn")
+    expect(page.locator("#strip .cell")).to_have_count(len(longest) + 1)
+    # nothing wider than the screen, and the three sections stacked in one column
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    boxes = [page.locator(s).bounding_box() for s in ("#generate", "#score", "#card")]
+    assert boxes[0]["x"] == boxes[1]["x"] == boxes[2]["x"] and boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"]
+    assert all(b["width"] <= 375 for b in boxes)
+    strip = page.locator("#strip").bounding_box()
+    assert strip["x"] + strip["width"] <= 375
+    context.close()
+
+
+def test_screenshot_for_the_readme(page, tmp_path):
+    """The whole page after a generate and a score, as the README shows it (saved there only when
+    MAKEMORE_SCREENSHOT names the file)."""
+    page.fill("#temperature", "0.8")
+    generate(page, 12, seed=7)
+    page.fill("#text", "emmeline")
+    page.click("#score-btn")
+    expect(page.locator("#strip .cell")).to_have_count(9)
+    png = page.screenshot(path=tmp_path / "serve.png", full_page=True)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1200  # PNG width: the viewport's
+    if os.environ.get("MAKEMORE_SCREENSHOT"):
+        Path(os.environ["MAKEMORE_SCREENSHOT"]).write_bytes(png)
