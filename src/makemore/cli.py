@@ -8,7 +8,7 @@ import sys
 
 from .config import MODEL_OPTIONS, SAMPLE_OPTIONS, TRAIN_OPTIONS, OptionError, flag
 from .device import DEVICES
-from .errors import MakemoreError
+from .errors import MakemoreError, secondary_rank
 from .lrfind import SWEEP_OPTIONS
 from .output import FORMATS
 from .plot import KINDS
@@ -166,6 +166,9 @@ def cmd_train(args) -> int:
     else:
         result = train(data=args.data, model=args.model, out=args.out, device=args.device, force=args.force,
                        quiet=args.quiet, log=log, **given)
+    status = 130 if result.interrupted else 0
+    if secondary_rank():  # rank 0 of a distributed run reports
+        return status
     print(f"run: {result.run_dir}  ({result.steps} steps, {result.seconds:.1f} s)")
     for split, r in result.final.items():
         print(f"{split:5s} nll {r.nll:.4f}  bits/char {r.bits_per_char:.4f}  perplexity {r.perplexity:.3f}  ({r.chars} chars)")
@@ -175,7 +178,7 @@ def cmd_train(args) -> int:
         print("samples:")
         for item in load(result.run_dir, device=args.device).sample(args.samples, seed=0):
             print("  " + item)
-    return 130 if result.interrupted else 0
+    return status
 
 
 def cmd_eval(args) -> int:
@@ -317,10 +320,12 @@ def main(argv=None) -> int:
             status = args.func(args)
             return exit_status() if status == 130 else status  # 130: the trainer stopped on Ctrl-C or SIGTERM
         except MakemoreError as e:
-            print(f"makemore: error: {e.for_cli() if isinstance(e, OptionError) else e}", file=sys.stderr)
+            if not secondary_rank():  # rank 0 of a distributed run says what every rank met
+                print(f"makemore: error: {e.for_cli() if isinstance(e, OptionError) else e}", file=sys.stderr)
             return e.exit_code
         except KeyboardInterrupt as e:
-            print("makemore: terminated" if isinstance(e, Terminated) else "makemore: interrupted", file=sys.stderr)
+            if not secondary_rank():
+                print("makemore: terminated" if isinstance(e, Terminated) else "makemore: interrupted", file=sys.stderr)
             return exit_status(e)
         except BrokenPipeError:  # output piped into `head` and the like
             sys.stderr.close()
