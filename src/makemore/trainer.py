@@ -573,7 +573,7 @@ class Trainer:
         if rank == 0:
             torch.set_rng_state(tensors["rng.torch"])
         elif saved is not None and rank < len(saved) and saved.dim() == 2:
-            torch.set_rng_state(saved[rank].contiguous())
+            torch.set_rng_state(saved[rank].clone())  # a row of `saved` (a view at an offset) crashes torch 2.13
         else:
             torch.manual_seed(self.tc.seed + rank + step)
 

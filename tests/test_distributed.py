@@ -1,0 +1,109 @@
+"""Distributed training: two processes on this CPU under torchrun (gloo) train what one process
+trains at the same global batch, to float tolerance, and resume from their own checkpoint."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+
+import makemore
+from makemore.config import OptionError, TrainConfig
+from makemore.distributed import Ranks
+from makemore.trainer import check_batch
+
+pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
+                                reason="this PyTorch has no torch.distributed with the gloo backend")
+
+# a tiny lstm without dropout (each rank draws its own masks, so only a dropout-free run can match
+# one process exactly); 15 items a batch: rank 0 trains on 7 rows, rank 1 on 8, unevenly in
+# characters too; the weight average on, to check it averages the unwrapped model's weights
+OPTIONS = {"model": "lstm", "n_embd": 8, "n_hidden": 16, "dropout": 0.0, "ema": 0.9, "batch_size": 15,
+           "lr_schedule": "constant", "eval_interval": 5, "seed": 3}
+STEPS, RESUMED_STEPS = 10, 20
+
+
+def flags(options: dict) -> list[str]:
+    return [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+
+
+def torchrun(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                           "-m", "makemore", "train", "--quiet", "--samples", "0", *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=180)
+
+
+def one_process(data, out, steps: int):
+    return makemore.train(data=str(data), out=out, max_steps=steps, quiet=True, log=lambda m: None, **OPTIONS)
+
+
+def metrics(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_run(got, want):
+    """Metrics, kept model, checkpointed weights, weight average and step losses agree to 1e-5."""
+    g, w = metrics(got), metrics(want)
+    assert [m["step"] for m in g] == [m["step"] for m in w]
+    for a, b in zip(g, w):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+    for name in ("model.safetensors", "state.safetensors"):
+        a, b = load_file(got / name), load_file(want / name)
+        floats = [k for k in b if b[k].is_floating_point()]
+        assert {k for k in a if a[k].is_floating_point()} == set(floats)
+        for k in floats:
+            assert torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-6), f"{name} {k} differs"
+    summary = json.loads((got / "summary.json").read_text())
+    assert summary["processes"] == 2
+    assert summary["val"]["nll"] == pytest.approx(json.loads((want / "summary.json").read_text())["val"]["nll"], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """Train with two processes into a run directory: (its path, torchrun's result)."""
+    from conftest import write_small_data
+
+    tmp = tmp_path_factory.mktemp("ddp")
+    data = write_small_data(tmp)
+    run = tmp / "two"
+    done = torchrun("--data", data, "--out", run, f"--max-steps={STEPS}", *flags(OPTIONS))
+    assert done.returncode == 0, done.stderr
+    return data, run, done
+
+
+def test_two_processes_train_what_one_process_trains_at_the_same_global_batch(two_processes, tmp_path):
+    data, run, done = two_processes
+    assert_same_run(run, one_process(data, tmp_path / "one", STEPS).run_dir)
+    assert done.stdout.count("run: ") == 1  # rank 0 alone reports
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def test_two_processes_resume_their_checkpoint_as_one_process_goes_on(two_processes, tmp_path):
+    data, run, _ = two_processes
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    done = torchrun("--resume", resumed, f"--max-steps={RESUMED_STEPS}")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(f"resuming {resumed} at step {STEPS}") == 1
+    assert_same_run(resumed, one_process(data, tmp_path / "one", RESUMED_STEPS).run_dir)
+
+
+def test_each_rank_trains_on_its_own_rows_of_every_batch():
+    for world in (2, 3, 4):
+        for rows in (world, 15, 32):
+            shares = [Ranks(torch.device("cpu"), r, world).share(rows) for r in range(world)]
+            assert [i for s in shares for i in range(rows)[s]] == list(range(rows))
+            assert all(s.stop > s.start for s in shares)
+
+
+def test_a_batch_smaller_than_the_number_of_processes_is_refused_in_one_line():
+    with pytest.raises(OptionError, match="batch_size 1 is fewer rows than the 2 processes"):
+        check_batch(TrainConfig(batch_size=1), Ranks(torch.device("cpu"), 0, 2))
+    check_batch(TrainConfig(batch_size=2), Ranks(torch.device("cpu"), 1, 2))
