@@ -4,8 +4,11 @@ trains at the same global batch, to float tolerance, and resume from their own c
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,8 +35,11 @@ def flags(options: dict) -> list[str]:
     return [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
 
 
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def torchrun(*args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = ENV
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
                            "-m", "makemore", "train", "--quiet", "--samples", "0", *map(str, args)],
                           env=env, capture_output=True, text=True, timeout=180)
@@ -86,13 +92,48 @@ def test_two_processes_train_what_one_process_trains_at_the_same_global_batch(tw
 
 
 def test_two_processes_resume_their_checkpoint_as_one_process_goes_on(two_processes, tmp_path):
+    """Through `makemore train --nproc 2`, which starts the ranks with torchrun's launcher."""
     data, run, _ = two_processes
     resumed = tmp_path / "resumed"
     shutil.copytree(run, resumed)
-    done = torchrun("--resume", resumed, f"--max-steps={RESUMED_STEPS}")
+    done = subprocess.run([sys.executable, "-m", "makemore", "train", "--nproc", "2", "--resume", str(resumed), "--quiet",
+                           "--samples", "0", f"--max-steps={RESUMED_STEPS}"], env=ENV, capture_output=True, text=True,
+                          timeout=180)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count(f"resuming {resumed} at step {STEPS}") == 1
     assert_same_run(resumed, one_process(data, tmp_path / "one", RESUMED_STEPS).run_dir)
+
+
+def running(marker: str) -> list[str]:
+    """Processes whose command line holds `marker`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes().decode(errors="replace"):
+                found.append(cmdline.parent.name)
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the ranks through /proc (Linux)")
+def test_sigterm_to_the_launcher_stops_every_rank_cleanly_and_rank_0_keeps_the_best_model(small_data, tmp_path):
+    data = small_data
+    run = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--nproc", "2", "--data", str(data), "--out", str(run),
+                             "--max-steps=1000000", *flags(OPTIONS), "--quiet", "--samples", "0"], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not (run / "metrics.jsonl").exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and err.count("interrupted at step") == 1 and out.count("run: ") == 1
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["interrupted"] and summary["processes"] == 2 and summary["step"] >= OPTIONS["eval_interval"]
+    assert running(str(run)) == []  # no rank left behind
 
 
 def test_each_rank_trains_on_its_own_rows_of_every_batch():

@@ -13,7 +13,7 @@ from .errors import MakemoreError, secondary_rank, world_size
 from .lrfind import SWEEP_OPTIONS
 from .output import FORMATS
 from .plot import KINDS
-from .signals import Terminated, exit_status, stop_on_signals
+from .signals import EXIT_STATUS, Terminated, exit_status, stop_on_signals
 
 LINGER = 30  # seconds a rank other than 0 waits to be stopped after an error (linger)
 UNSET = "an option not given takes the model's default (see `makemore models --json`)"
@@ -327,15 +327,16 @@ def cmd_models(args) -> int:
 def main(argv=None) -> int:
     with stop_on_signals():
         status = run(argv)
-        if status and secondary_rank():
+        if status and status not in EXIT_STATUS.values() and secondary_rank():
             linger()
         return status
 
 
 def linger() -> None:
-    """A rank other than 0 that stops with an error or a signal waits for rank 0, which says why, to
-    exit first: the launcher then stops this one (torchrun stops the others when one process ends
-    with an error). Had this rank exited first, the launcher could have stopped rank 0 mid-sentence."""
+    """A rank other than 0 that stops with an error waits for rank 0, which says why, to exit first:
+    the launcher then stops this one (torchrun stops the others when one process ends with an
+    error). Had this rank exited first, the launcher could have stopped rank 0 mid-sentence. (After
+    a signal there is no need: rank 0 only notes another one while it finishes, signals.deferred.)"""
     try:
         time.sleep(LINGER)
     except KeyboardInterrupt:
