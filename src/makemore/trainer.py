@@ -310,14 +310,18 @@ class Trainer:
         return self.average.model if self.average else self.model
 
     def fit(self, resume: bool = False) -> TrainResult:
-        # several ranks stop on a signal together, at a step they agree on (stop_here), not each where it is
-        with signals.deferred() if self.ranks.distributed else nullcontext():
-            return self.fit_here(resume)
-
-    def fit_here(self, resume: bool) -> TrainResult:
-        interrupted = False
+        before = torch.get_num_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(self.tc.threads)[0])
+        try:
+            # several ranks stop on a signal together, at a step they agree on (stop_here), not each where it is
+            with signals.deferred() if self.ranks.distributed else nullcontext():
+                return self.train(resume)
+        finally:
+            torch.set_num_threads(before)  # the caller's process is as it was
+
+    def train(self, resume: bool) -> TrainResult:
+        interrupted = False
         if self.model.closed_form:
             self.fit_closed_form()
         else:
