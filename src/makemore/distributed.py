@@ -103,12 +103,14 @@ class Ranks:
         return t
 
     def gather(self, t: torch.Tensor) -> list[torch.Tensor]:
-        """`t` from every rank (the same shape on each), in rank order."""
+        """`t` from every rank (the same shape on each), in rank order, on t's device (the exchange
+        itself runs on this rank's: NCCL moves only GPU tensors)."""
         if not self.distributed:
             return [t]
-        parts = [torch.empty_like(t) for _ in range(self.world)]
-        torch.distributed.all_gather(parts, t.contiguous())
-        return parts
+        here = t.to(self.device).contiguous()
+        parts = [torch.empty_like(here) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, here)
+        return [p.to(t.device) for p in parts]
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """`module` under DistributedDataParallel, which averages the gradients over the ranks."""

@@ -4,7 +4,9 @@
 the run directory and hands over to the `Trainer`; `resume` rebuilds a Trainer from a run
 directory's last checkpoint. The Trainer's loop reads top to bottom: learning rate, batch, loss,
 backward, step, weight average, log, and every `eval_every` steps an exact evaluation and a
-checkpoint. Models fitted in closed form (the bigram counts) skip the loop.
+checkpoint. Models fitted in closed form (the bigram counts) skip the loop. Under torchrun each
+process runs a Trainer on its share of every batch, and rank 0 alone evaluates and writes
+(distributed.py); one process is rank 0 of 1.
 """
 
 from __future__ import annotations
