@@ -216,7 +216,7 @@ class TrainConfig(Config):
                                    "autocast (weights, optimiser and evaluation stay float32; fp16 on CUDA only)",
                         choices=DTYPES, resumable=True)
     compile: bool = option(False, "torch.compile the model for training (evaluation runs it uncompiled); the first "
-                                  "steps wait for the compiler, a C++ compiler on the CPU", resumable=True)
+                                  "steps wait for the compiler (on the CPU, a C++ compiler: g++ or clang++)", resumable=True)
 
     def check(self) -> None:
         if self.diagnostics_interval is not None and not self.diagnostics:
