@@ -78,10 +78,10 @@ def test_the_same_mistake_names_the_flag_on_the_command_line(small_data, tmp_pat
 
 
 def test_resume_may_change_only_what_is_declared_resumable(small_data, tmp_path):
-    assert RESUMABLE == ("max_steps", "time_budget", "threads")
+    assert RESUMABLE == ("max_steps", "time_budget", "threads", "dtype", "compile")
     makemore.train(data=str(small_data), model="mlp", out=tmp_path / "run", max_steps=10, **QUIET)
     before = (tmp_path / "run" / "config.json").read_text()
-    with pytest.raises(OptionError, match=r"only max_steps, time_budget and threads may change \(drop lr\)"):
+    with pytest.raises(OptionError, match=r"only max_steps, time_budget, threads, dtype and compile may change \(drop lr\)"):
         makemore.resume(tmp_path / "run", lr=0.5, **QUIET)
     with pytest.raises(MakemoreError, match="unknown option 'max_step'; did you mean 'max_steps'"):
         makemore.resume(tmp_path / "run", max_step=20, **QUIET)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from .config import MODEL_OPTIONS, SAMPLE_OPTIONS, TRAIN_OPTIONS, OptionError, flag
 from .device import DEVICES
-from .errors import MakemoreError
+from .errors import MakemoreError, secondary_rank, world_size
 from .lrfind import SWEEP_OPTIONS
 from .output import FORMATS
 from .plot import KINDS
-from .signals import Terminated, exit_status, stop_on_signals
+from .signals import EXIT_STATUS, Terminated, exit_status, stop_on_signals
 
+LINGER = 30  # seconds a rank other than 0 waits to be stopped after an error (linger)
 UNSET = "an option not given takes the model's default (see `makemore models --json`)"
 RUN_SETTINGS = ("data", "model", "out", "force")  # what a resumed run keeps from its own config.json
 EXPLAIN_TOP = 3  # alternatives `score --explain` shows at each position
@@ -67,6 +69,9 @@ def build_parser() -> Parser:
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--samples", type=int, default=10, metavar="N", help="items to show when training ends")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, metavar="N", help="train in N processes on this machine (DistributedDataParallel "
+                                                          "through torchrun's launcher: CPU processes, or one per CUDA GPU); "
+                                                          "--batch-size is then the batch of all of them together")
     add_options(p.add_argument_group("training", UNSET), TRAIN_OPTIONS)
     add_options(p.add_argument_group("model", UNSET), MODEL_OPTIONS)
     p.set_defaults(func=cmd_train)
@@ -163,6 +168,12 @@ def cmd_train(args) -> int:
     given = {**options_given(args, TRAIN_OPTIONS), **options_given(args, MODEL_OPTIONS)}
     if args.samples < 0:
         raise MakemoreError(f"--samples must be >= 0 (got {args.samples})")
+    if args.nproc is not None:
+        from .launch import check_nproc, launch
+
+        check_nproc(args.nproc)
+        if args.nproc > 1 and world_size() == 1:  # each process it starts runs this same command, as one rank
+            return launch(args.nproc, args.argv)
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     if args.resume:
         kept = [name for name in RUN_SETTINGS if getattr(args, name)]
@@ -173,6 +184,9 @@ def cmd_train(args) -> int:
     else:
         result = train(data=args.data, model=args.model, out=args.out, device=args.device, force=args.force,
                        quiet=args.quiet, log=log, **given)
+    status = 130 if result.interrupted else 0
+    if secondary_rank():  # rank 0 of a distributed run reports
+        return status
     print(f"run: {result.run_dir}  ({result.steps} steps, {result.seconds:.1f} s)")
     for split, r in result.final.items():
         print(f"{split:5s} nll {r.nll:.4f}  bits/char {r.bits_per_char:.4f}  perplexity {r.perplexity:.3f}  ({r.chars} chars)")
@@ -182,7 +196,7 @@ def cmd_train(args) -> int:
         print("samples:")
         for item in load(result.run_dir, device=args.device).sample(args.samples, seed=0):
             print("  " + item)
-    return 130 if result.interrupted else 0
+    return status
 
 
 def cmd_eval(args) -> int:
@@ -326,16 +340,38 @@ def cmd_models(args) -> int:
 
 def main(argv=None) -> int:
     with stop_on_signals():
-        try:
-            args = build_parser().parse_args(argv)
-            status = args.func(args)
-            return exit_status() if status == 130 else status  # 130: the trainer stopped on Ctrl-C or SIGTERM
-        except MakemoreError as e:
+        status = run(argv)
+        if status and status not in EXIT_STATUS.values() and secondary_rank():
+            linger()
+        return status
+
+
+def linger() -> None:
+    """A rank other than 0 that stops with an error waits for rank 0, which says why, to exit first:
+    the launcher then stops this one (torchrun stops the others when one process ends with an
+    error). Had this rank exited first, the launcher could have stopped rank 0 mid-sentence. (After
+    a signal there is no need: rank 0 only notes another one while it finishes, signals.deferred.)"""
+    try:
+        time.sleep(LINGER)
+    except KeyboardInterrupt:
+        pass
+
+
+def run(argv) -> int:
+    """The command's exit status; a user's error or an interruption is one line on stderr."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        status = args.func(args)
+        return exit_status() if status == 130 else status  # 130: the trainer stopped on Ctrl-C or SIGTERM
+    except MakemoreError as e:
+        if not secondary_rank():  # rank 0 of a distributed run says what every rank met
             print(f"makemore: error: {e.for_cli() if isinstance(e, OptionError) else e}", file=sys.stderr)
-            return e.exit_code
-        except KeyboardInterrupt as e:
+        return e.exit_code
+    except KeyboardInterrupt as e:
+        if not secondary_rank():
             print("makemore: terminated" if isinstance(e, Terminated) else "makemore: interrupted", file=sys.stderr)
-            return exit_status(e)
-        except BrokenPipeError:  # output piped into `head` and the like
-            sys.stderr.close()
-            return 0
+        return exit_status(e)
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0

@@ -181,6 +181,7 @@ class ModelConfig(Config):
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
+DTYPES = ("float32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,15 @@ class TrainConfig(Config):
     threads: int | None = option(None, "torch threads on the CPU (default: $OMP_NUM_THREADS if set, else the cores this "
                                        "process may use less those other processes keep busy, at least 1)",
                                  low=1, high=1024, resumable=True)
+    # How the arithmetic is done on this machine, not what is learned: the weights stay float32 and
+    # the model the same, so --resume may change both (a run trained with fp16 on a GPU, say, can be
+    # continued on a CPU, where fp16 is refused). A change of either ends bit-exact resumption, as a
+    # change of --device does.
+    dtype: str = option("float32", "precision of the training forward pass and loss: float32, or bf16/fp16 under "
+                                   "autocast (weights, optimiser and evaluation stay float32; fp16 on CUDA only)",
+                        choices=DTYPES, resumable=True)
+    compile: bool = option(False, "torch.compile the model for training (evaluation runs it uncompiled); the first "
+                                  "steps wait for the compiler (on the CPU, a C++ compiler: g++ or clang++)", resumable=True)
 
     def check(self) -> None:
         if self.diagnostics_interval is not None and not self.diagnostics:
@@ -266,7 +276,8 @@ def split_options(options: dict) -> tuple[dict, dict]:
 
 
 def resume_changes(changes: dict) -> dict:
-    """What a resumed run may change: only the options declared resumable (its limits, and threads)."""
+    """What a resumed run may change: only the options declared resumable (its limits, and how
+    this machine computes: threads, dtype, compile)."""
     fixed = [name for name in changes if name not in RESUMABLE]
     for name in fixed:
         if name not in MODEL_OPTIONS and name not in TRAIN_OPTIONS:

@@ -353,7 +353,11 @@ class ItemBatches:
         return self.x.shape[0]
 
     def __call__(self):
-        return self.take(torch.randint(0, len(self), (self.batch_size,), generator=self.generator))
+        return self.take(self.draw())
+
+    def draw(self) -> torch.Tensor:
+        """The indices of the next random batch (a distributed run takes each rank's share of them)."""
+        return torch.randint(0, len(self), (self.batch_size,), generator=self.generator)
 
     def take(self, idx: torch.Tensor) -> Batch:
         """The batch of items `idx`, without the columns that are padding in every one of them."""
@@ -385,7 +389,10 @@ class WindowBatches:
         return self.x.shape[0]
 
     def __call__(self) -> Batch:
-        return self.take(torch.randint(0, len(self), (self.batch_size,), generator=self.generator))
+        return self.take(self.draw())
+
+    def draw(self) -> torch.Tensor:
+        return torch.randint(0, len(self), (self.batch_size,), generator=self.generator)
 
     def take(self, idx: torch.Tensor) -> Batch:
         idx = idx.to(self.device)

@@ -18,6 +18,8 @@ import signal
 import sys
 from contextlib import contextmanager
 
+from .errors import secondary_rank
+
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -32,7 +34,8 @@ def running_as_command() -> bool:
 
 
 def quit_quietly(signum, frame):
-    print("makemore: interrupted" if signum == signal.SIGINT else "makemore: terminated", file=sys.stderr)
+    if not secondary_rank():
+        print("makemore: interrupted" if signum == signal.SIGINT else "makemore: terminated", file=sys.stderr)
     raise SystemExit(EXIT_STATUS[signum])
 
 
@@ -85,3 +88,35 @@ def exit_status(interrupt: KeyboardInterrupt | None = None) -> int:
     if interrupt is not None:
         return EXIT_STATUS[signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT]
     return EXIT_STATUS.get(received, 130)
+
+
+requested: int | None = None  # a signal `deferred` noted and nobody has acted on yet
+
+
+def note(signum, frame):
+    global received, requested
+    received = requested = signum
+
+
+@contextmanager
+def deferred():
+    """While in this, Ctrl-C and SIGTERM are only noted in `requested`, for code that must choose
+    where to stop: processes training one run together all stop at the same step, never one of
+    them in the middle of an exchange with the others (which would leave those waiting)."""
+    global requested
+    requested = None
+    previous = {signum: replace(signum, note) for signum in EXIT_STATUS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def act_on_request() -> None:
+    """Raise what the signal `deferred` noted would have raised: KeyboardInterrupt or Terminated."""
+    global requested
+    signum, requested = requested, None
+    if signum is not None:
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()

@@ -4,34 +4,41 @@
 the run directory and hands over to the `Trainer`; `resume` rebuilds a Trainer from a run
 directory's last checkpoint. The Trainer's loop reads top to bottom: learning rate, batch, loss,
 backward, step, weight average, log, and every `eval_every` steps an exact evaluation and a
-checkpoint. Models fitted in closed form (the bigram counts) skip the loop.
+checkpoint. Models fitted in closed form (the bigram counts) skip the loop. Under torchrun each
+process runs a Trainer on its share of every batch, and rank 0 alone evaluates and writes
+(distributed.py); one process is rank 0 of 1.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import shutil
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from . import __version__, tensorboard
+from . import __version__, signals, tensorboard
 from .checkpoint import (MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, read_state, restore_optimizer, run_dataset,
                          save_tensors, write_json)
 from .config import MAX_PARAMS, TRAIN_OPTIONS, check_path, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
 from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset
 from .device import cpu_threads, pick_device
 from .diagnostics import DEFAULT_INTERVAL, Diagnostics
+from .distributed import Ranks, ranks_of
 from .errors import Diverged, MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
 from .models import DEFAULT_MODEL, CharModel, build, get_spec
 
+RANK_RNG = "rng.torch.ranks"  # in STATE, for a run of several processes: each rank's random state, a row each
 DIVERGENCE_CHECK = 10  # steps between looks at whether the loss is still finite (one device sync each)
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}  # --dtype: float32 runs without autocast
 
 
 def learning_rate(tc: TrainConfig, step: int, progress: float) -> float:
@@ -71,6 +78,18 @@ def resolve_configs(model: str | None, data: Dataset, options: dict) -> tuple[st
     if tc.diagnostics and spec.cls.closed_form:
         raise MakemoreError(f"{name} is fitted by counting, without gradient steps: there is nothing for --diagnostics to record")
     return name, config, tc
+
+
+def check_precision(tc: TrainConfig, device: torch.device) -> None:
+    """Refuse, before anything is written, a --dtype or --compile this machine cannot run."""
+    if tc.dtype == "fp16" and device.type != "cuda":
+        raise OptionError(lambda show: f"{show('dtype')} fp16 trains on CUDA GPUs only (it needs a gradient scaler there); "
+                                       f"on the {device.type} use bf16 or float32")
+    if tc.dtype == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise OptionError(lambda show: f"{show('dtype')} bf16: this GPU has no bfloat16; use fp16 or float32")
+    if tc.compile and device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise OptionError(lambda show: f"{show('compile')} on the CPU needs a C++ compiler (g++ or clang++), and none is "
+                                       "on the PATH; install one or train without it")
 
 
 def check_size(name: str, config: ModelConfig) -> None:
@@ -142,18 +161,33 @@ def train(
     if tc.tensorboard:
         tensorboard.require()
     dev = pick_device(device)
+    check_precision(tc, dev)
     check_size(name, config)
     run = RunDir(out or Path("runs") / name)
-    run.check_new(force)
+    with ranks_of(dev) as ranks, ExitStack() as held:
+        check_batch(tc, ranks)
+        ranks.on_main(lambda: run.check_new(force))  # rank 0 alone looks at and writes the run directory
 
-    torch.manual_seed(tc.seed)
-    net = build(name, config).to(dev)
-    # the run directory appears only once everything above has been checked
-    run.path.mkdir(parents=True, exist_ok=True)
-    with run.lock():
-        run.check_new(force)  # again, holding the lock: another process may have started here meanwhile
-        run.create(run_config(name, config, tc, dataset, data_source(data, dataset), net.num_params()))
-        return Trainer(run, net, dataset, tc, dev, quiet, log).fit()
+        torch.manual_seed(tc.seed)
+        net = build(name, config).to(ranks.device)
+        ranks.seed_dropout(tc.seed)
+
+        def create():
+            # the run directory appears only once everything above has been checked
+            run.path.mkdir(parents=True, exist_ok=True)
+            held.enter_context(run.lock())
+            run.check_new(force)  # again, holding the lock: another process may have started here meanwhile
+            run.create(run_config(name, config, tc, dataset, data_source(data, dataset), net.num_params()))
+
+        ranks.on_main(create)
+        return Trainer(run, net, dataset, tc, ranks.device, quiet, log, ranks).fit()
+
+
+def check_batch(tc: TrainConfig, ranks: Ranks) -> None:
+    """Each of several processes needs a row of every batch."""
+    if tc.batch_size < ranks.world:
+        raise OptionError(lambda show: f"{show('batch_size')} {tc.batch_size} is fewer rows than the {ranks.world} processes "
+                                       "training together; each needs at least one")
 
 
 def load_data(data: str | None, options: dict) -> Dataset:
@@ -171,19 +205,29 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
     check_path("run_path", run_path, optional=False)
     run = RunDir(run_path)
     run.read_config()  # a clear error for a missing or foreign directory before locking anything in it
-    with run.lock():
-        saved = run.read_config()  # config.json, as a dict
-        if not run.file(STATE).exists():
-            raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run with the same options")
+    dev = pick_device(device)
+    with ranks_of(dev) as ranks, ExitStack() as held:
+
+        def take_over() -> dict:
+            held.enter_context(run.lock())
+            saved = run.read_config()  # config.json, as a dict
+            if not run.file(STATE).exists():
+                raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run with the same options")
+            tc = replace(TrainConfig.from_dict(saved["train_config"]), **changes)
+            if tc.tensorboard:
+                tensorboard.require()
+            check_precision(tc, dev)
+            saved["train_config"] = tc.to_dict()
+            return saved
+
+        saved = ranks.on_main(take_over)  # rank 0 alone locks and checks the run directory; every rank gets its config
         dataset = run_dataset(saved, advice="put the original file back where it was")
-        tc = replace(TrainConfig.from_dict(saved["train_config"]), **changes)
-        if tc.tensorboard:
-            tensorboard.require()
-        saved["train_config"] = tc.to_dict()
-        dev = pick_device(device)
-        net = build(saved["model"], ModelConfig.from_dict(saved["model_config"])).to(dev)
-        run.write_config(saved)
-        return Trainer(run, net, dataset, tc, dev, quiet, log).fit(resume=True)
+        tc = TrainConfig.from_dict(saved["train_config"])
+        check_batch(tc, ranks)
+        net = build(saved["model"], ModelConfig.from_dict(saved["model_config"])).to(ranks.device)
+        if ranks.main:
+            run.write_config(saved)
+        return Trainer(run, net, dataset, tc, ranks.device, quiet, log, ranks).fit(resume=True)
 
 
 class WeightAverage:
@@ -229,17 +273,37 @@ class TrainState:
         return {"step": self.step, "elapsed": self.elapsed, "best_val": self.best_val, "average_updates": self.average_updates}
 
 
+class StepLoss(nn.Module):
+    """A batch's training loss as a module's forward, for DistributedDataParallel (which averages
+    the gradients of what runs through its wrapper's forward) and torch.compile to wrap."""
+
+    def __init__(self, model: CharModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.model.loss(batch)
+
+
 class Trainer:
-    def __init__(self, run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, device, quiet: bool, log):
+    """Trains `model` into `run`. Under torchrun, one Trainer per rank: each trains on its share of
+    every batch, and rank 0 alone evaluates, keeps the weight average and writes (distributed.py)."""
+
+    def __init__(self, run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, device, quiet: bool, log,
+                 ranks: Ranks | None = None):
+        self.ranks = ranks or Ranks(device)
+        main = self.ranks.main
         self.run, self.model, self.data, self.tc, self.device = run, model, data, tc, device
-        self.quiet, self.log = quiet, log
-        self.eval_sets = {s: data.packed(s).to(device) for s in ("train", "val")}
+        self.quiet, self.log = quiet or not main, log if main else (lambda message: None)
+        self.eval_sets = {s: data.packed(s).to(device) for s in ("train", "val")} if main else {}
         self.state = TrainState()
         self.pending: list[torch.Tensor] = []  # losses since the last checkpoint, still on the device
         self.last_checkpoint: int | None = None  # the step of the last evaluation and checkpoint
         self.finite = torch.ones((), dtype=torch.bool, device=device)  # every loss since the last look was finite
-        self.diagnostics = Diagnostics(model, run, tc.diagnostics_interval or DEFAULT_INTERVAL) if tc.diagnostics else None
-        self.average = WeightAverage(model, tc.ema) if tc.ema else None
+        watched = tc.diagnostics and main
+        self.diagnostics = Diagnostics(model, run, tc.diagnostics_interval or DEFAULT_INTERVAL) if watched else None
+        self.average = WeightAverage(model, tc.ema) if tc.ema and main else None  # all ranks hold the same weights
+        self.scaler = torch.amp.GradScaler(device.type) if tc.dtype == "fp16" else None  # fp16 gradients would underflow
         self.board = None
 
     @property
@@ -252,7 +316,9 @@ class Trainer:
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(self.tc.threads)[0])
         try:
-            return self.train(resume)
+            # several ranks stop on a signal together, at a step they agree on (stop_here), not each where it is
+            with signals.deferred() if self.ranks.distributed else nullcontext():
+                return self.train(resume)
         finally:
             torch.set_num_threads(before)  # the caller's process is as it was
 
@@ -267,7 +333,8 @@ class Trainer:
             if resume:
                 self.load_checkpoint()
                 self.log(f"resuming {self.run.path} at step {self.state.step}")
-            self.board = tensorboard.Board(self.run.path, self.state.step) if self.tc.tensorboard else None
+            self.loss_of = self.loss_function()
+            self.board = tensorboard.Board(self.run.path, self.state.step) if self.tc.tensorboard and self.ranks.main else None
             try:
                 self.loop()
             except KeyboardInterrupt:
@@ -277,26 +344,35 @@ class Trainer:
                 raise self.diverged(str(e)) from None
         return self.finish(interrupted)
 
+    def loss_function(self):
+        """What gives a batch's training loss: the model's own `loss`; with several ranks, under
+        DistributedDataParallel; with --compile, compiled (evaluation runs the model uncompiled)."""
+        if not self.ranks.distributed and not self.tc.compile:
+            return self.model.loss
+        step_loss = self.ranks.wrap(StepLoss(self.model))
+        return torch.compile(step_loss) if self.tc.compile else step_loss
+
     def diverged(self, what: str) -> Diverged:
         """Keep the best finite model (never the diverged one) and say what happened and what to try.
         The last checkpoint, from before the divergence, stays as it was."""
         if self.board:
             self.board.close()
         advice = f"try a lower --lr than {self.tc.lr:g}" + (" or a longer --warmup-steps" if self.tc.optimizer == "adamw" else "")
-        if not self.run.file(MODEL).exists():
+        if not self.ranks.on_main(lambda: self.run.file(MODEL).exists()):
             return Diverged(f"training diverged at step {self.state.step} ({what}) before any model was worth keeping; {advice}")
         self.finish(interrupted=False, diverged=True)
         return Diverged(f"training diverged at step {self.state.step} ({what}); the best model before it, val NLL "
                         f"{self.state.best_val:.4g}, is kept in {self.run.path}; {advice}")
 
     def fit_closed_form(self) -> None:
-        self.board = tensorboard.Board(self.run.path, 0) if self.tc.tensorboard else None
+        self.board = tensorboard.Board(self.run.path, 0) if self.tc.tensorboard and self.ranks.main else None
         self.model.fit(self.data.packed("train").to(self.device))
-        self.keep(self.evaluate(lr=0.0, chars_per_sec=0.0))  # with no smoothing an unseen pair makes the NLL inf: a result, not a failure
+        # with no smoothing an unseen pair makes the NLL inf: a result, not a failure
+        self.ranks.on_main(lambda: self.keep(self.evaluate(lr=0.0, chars_per_sec=0.0)))
 
     def loop(self) -> None:
         """Train until max_steps or the time budget, evaluating and checkpointing every eval_every steps."""
-        model, tc, state, opt = self.model, self.tc, self.state, self.optimizer
+        model, tc, state = self.model, self.tc, self.state
         model.train()
         start = time.perf_counter() - state.elapsed
         lr, throughput, smooth_loss = tc.lr, 0.0, None
@@ -304,26 +380,23 @@ class Trainer:
         with tqdm(total=tc.max_steps, initial=state.step, disable=self.quiet, unit="step", dynamic_ncols=True) as bar:
             while state.step < tc.max_steps:
                 state.elapsed = time.perf_counter() - start
-                if tc.time_budget is not None and state.elapsed >= tc.time_budget:
+                if self.stop_here():
                     break
                 lr = self.schedule()
-                batch = self.batches()
+                batch, share, batch_chars = self.next_batch()
                 with self.watch(lr):
-                    loss = model.loss(batch)
-                    opt.zero_grad(set_to_none=True)
-                    (loss + model.penalty()).backward()
-                    opt.step()
+                    loss = self.update(batch, share)
                 if self.average:
                     self.average.update(model)
-                self.pending.append(loss.detach())
+                self.pending.append(loss.detach() if share is None else loss.detach() * share)
                 self.finite &= torch.isfinite(loss.detach())
                 state.step += 1
-                if state.step % DIVERGENCE_CHECK == 0 and not self.finite:
+                if state.step % DIVERGENCE_CHECK == 0 and not self.ranks.all(self.finite):
                     raise Diverged("the training loss is no longer a finite number")
                 bar.update(1)
-                chars += (batch.y != IGNORE).sum()  # a tensor: read back only every 50 steps, no per-step GPU sync
+                chars += batch_chars  # a tensor: read back only every 50 steps, no per-step GPU sync
                 if state.step % 50 == 0 or state.step == tc.max_steps:
-                    value = loss.item()
+                    value = loss.item()  # this rank's share of the batch: the progress bar's estimate
                     smooth_loss = value if smooth_loss is None else 0.9 * smooth_loss + 0.1 * value
                     now = time.perf_counter()
                     throughput, chars, window_start = int(chars) / max(now - window_start, 1e-9), 0, now
@@ -336,6 +409,58 @@ class Trainer:
         state.elapsed = time.perf_counter() - start
         if self.last_checkpoint != state.step:
             self.checkpoint(lr, throughput)
+
+    def stop_here(self) -> bool:
+        """Whether to stop before this step: the time budget is spent. With several ranks, rank 0's
+        clock decides, so that every rank stops at the same step; and a signal to any rank (noted by
+        signals.deferred) interrupts every rank here, where none is waiting on another."""
+        tc, state = self.tc, self.state
+        out_of_time = tc.time_budget is not None and state.elapsed >= tc.time_budget
+        if not self.ranks.distributed:
+            return out_of_time
+        out_of_time, signalled = self.ranks.any_of(out_of_time and self.ranks.main, signals.requested is not None)
+        if signalled:
+            signals.act_on_request()
+            raise KeyboardInterrupt  # another rank was signalled
+        return out_of_time
+
+    def next_batch(self):
+        """This step's batch, this rank's share of its predicted characters and their number. One
+        process trains on the whole batch (share None). Several each draw the same batch from the
+        same generator and take their own rows of it."""
+        if not self.ranks.distributed:
+            batch = self.batches()
+            return batch, None, (batch.y != IGNORE).sum()
+        idx = self.batches.draw()
+        batch = self.batches.take(idx[self.ranks.share(len(idx))])
+        mine = (batch.y != IGNORE).sum()
+        chars = self.ranks.total(mine)
+        return batch, mine / chars, chars
+
+    def update(self, batch, share: torch.Tensor | None) -> torch.Tensor:
+        """One optimiser step on `batch`; returns its loss, the mean over its predicted characters.
+        With several ranks, each weights its loss by its share of the batch's characters times the
+        number of ranks: DDP's average of the ranks' gradients is then the gradient of the mean over
+        the whole batch, as one process would compute it, however unevenly the characters fall."""
+        model, opt = self.model, self.optimizer
+        with self.autocast():
+            loss = self.loss_of(batch)
+        opt.zero_grad(set_to_none=True)
+        objective = (loss if share is None else loss * (share * self.ranks.world)) + model.penalty()
+        if self.scaler:  # fp16: scale the loss up so small gradients survive, and skip steps that overflow
+            self.scaler.scale(objective).backward()
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            objective.backward()
+            opt.step()
+        return loss
+
+    def autocast(self):
+        """--dtype bf16 or fp16: the forward pass and the loss under autocast; float32: as they are."""
+        if self.tc.dtype == "float32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=AUTOCAST[self.tc.dtype])
 
     def schedule(self) -> float:
         """Set this step's learning rate: the schedule follows whichever of steps and time runs out first."""
@@ -373,9 +498,16 @@ class Trainer:
 
     def checkpoint(self, lr: float, throughput: float) -> None:
         """Evaluate, keep the model if it is the best, and save the state --resume starts from;
-        a diverged model is never checkpointed, so the last checkpoint stays a finite one."""
-        if not self.finite:
+        a diverged model is never checkpointed, so the last checkpoint stays a finite one. With
+        several ranks, rank 0 does this while the others wait; they exchange what it needs first."""
+        if not self.ranks.all(self.finite):
             raise Diverged("the training loss is no longer a finite number")
+        self.sum_step_losses()
+        rngs = self.ranks.gather(torch.get_rng_state()) if self.ranks.distributed else None  # each rank's dropout stream
+        self.ranks.on_main(lambda: self.evaluate_and_save(lr, throughput, rngs))
+        self.last_checkpoint = self.state.step
+
+    def evaluate_and_save(self, lr: float, throughput: float, rngs: list[torch.Tensor] | None) -> None:
         record = self.evaluate(lr, throughput)
         for split in self.eval_sets:
             if not math.isfinite(record[f"{split}_loss"]):
@@ -384,8 +516,14 @@ class Trainer:
         if self.diagnostics:
             self.diagnostics.flush()
         self.keep(record)
-        self.save_checkpoint()
-        self.last_checkpoint = self.state.step
+        self.save_checkpoint(rngs)
+
+    def sum_step_losses(self) -> None:
+        """With several ranks, each step's loss over the whole batch is the sum of the ranks' shares
+        of it (each its mean times its share of the characters): one exchange per checkpoint."""
+        if self.ranks.distributed and self.pending:
+            total = self.ranks.total(torch.stack(self.pending))
+            self.pending = list(total) if self.ranks.main else []
 
     def keep_step_losses(self) -> None:
         """Move the losses since the last checkpoint off the device: one copy here, not a sync every step."""
@@ -396,41 +534,64 @@ class Trainer:
             self.state.step_losses = torch.cat([self.state.step_losses, new])
             self.pending = []
 
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, rngs: list[torch.Tensor] | None = None) -> None:
         """state.safetensors: weights, weight average, optimiser, random states and progress."""
         if self.average:
             self.state.average_updates = self.average.updates
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.average:
             tensors.update({f"average.{k}": v for k, v in self.average.averaged.state_dict().items()})
-        buffer = io.BytesIO()
-        torch.save(self.optimizer.state_dict(), buffer)  # read back with weights_only=True: tensors and plain values only
-        tensors["optimizer"] = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+        tensors["optimizer"] = saved_bytes(self.optimizer.state_dict())  # read back with weights_only=True
+        if self.scaler:
+            tensors["scaler"] = saved_bytes(self.scaler.state_dict())
         tensors[STEP_LOSS] = self.state.step_losses
         tensors["rng.batches"] = self.generator.get_state()
-        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.torch"] = torch.get_rng_state() if rngs is None else rngs[0]
+        if rngs is not None:
+            tensors[RANK_RNG] = torch.stack(rngs)
         save_tensors(self.run.file(STATE), tensors, self.state.meta())
 
     def load_checkpoint(self) -> None:
+        """Every rank restores the model, optimiser and random states; rank 0 also the weight average,
+        and it alone cuts metrics.jsonl (and diagnostics) back to the checkpoint."""
         path = self.run.file(STATE)
         tensors, meta = read_state(path)
         load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
         restore_optimizer(self.optimizer, tensors, path)
+        if self.scaler and "scaler" in tensors:
+            self.scaler.load_state_dict(torch.load(io.BytesIO(tensors["scaler"].numpy().tobytes()), weights_only=True))
         self.generator.set_state(tensors["rng.batches"])
-        torch.set_rng_state(tensors["rng.torch"])
+        self.restore_torch_rng(tensors, meta["step"])
         self.state = TrainState(meta["step"], meta["elapsed"], meta["best_val"], tensors[STEP_LOSS], meta["average_updates"])
         if self.average:
             load_state(self.average.averaged, {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}, path)
             self.average.updates = self.state.average_updates
         self.last_checkpoint = self.state.step
-        self.run.truncate_metrics(self.state.step)
+        if self.ranks.main:
+            self.run.truncate_metrics(self.state.step)
         if self.diagnostics:
             self.diagnostics.truncate(self.state.step)
 
+    def restore_torch_rng(self, tensors: dict[str, torch.Tensor], step: int) -> None:
+        """The random stream dropout draws from: rank 0's is the one-process one; another rank's is
+        its own as saved, or, when the run was saved by fewer ranks, a fresh one of its own."""
+        rank, saved = self.ranks.rank, tensors.get(RANK_RNG)
+        if rank == 0:
+            torch.set_rng_state(tensors["rng.torch"])
+        elif saved is not None and rank < len(saved) and saved.dim() == 2:
+            torch.set_rng_state(saved[rank].clone())  # a row of `saved` (a view at an offset) crashes torch 2.13
+        else:
+            torch.manual_seed(self.tc.seed + rank + step)
+
     def finish(self, interrupted: bool, diverged: bool = False) -> TrainResult:
-        """Reload the best model by val NLL, evaluate it on every split, write summary.json."""
+        """Reload the best model by val NLL, evaluate it on every split, write summary.json (rank 0;
+        the other ranks get its figures)."""
         if self.board:
             self.board.close()
+        final = self.ranks.on_main(lambda: self.final_evaluation(interrupted, diverged))
+        return TrainResult(self.run.path, self.state.step, self.state.elapsed, final, interrupted)
+
+    def final_evaluation(self, interrupted: bool, diverged: bool) -> dict[str, EvalResult]:
         if not self.run.file(MODEL).exists():  # Ctrl-C before the first evaluation: keep what there is
             self.run.save_model(self.kept)
         self.run.load_weights(self.model)
@@ -438,5 +599,12 @@ class Trainer:
         final = {s: evaluate(self.model, self.data.packed(s).to(self.device), s, labels.get(s)) for s in SPLIT_NAMES}
         write_json(self.run.file(SUMMARY), {"step": self.state.step, "seconds": round(self.state.elapsed, 2), "interrupted": interrupted,
                                             "diverged": diverged, "threads": torch.get_num_threads(),
-                                            **{s: r.to_dict() for s, r in final.items()}})
-        return TrainResult(self.run.path, self.state.step, self.state.elapsed, final, interrupted)
+                                            "processes": self.ranks.world, **{s: r.to_dict() for s, r in final.items()}})
+        return final
+
+
+def saved_bytes(state: dict) -> torch.Tensor:
+    """A state dict of tensors and plain values as bytes in a tensor (torch.save; read back with weights_only=True)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)

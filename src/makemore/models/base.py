@@ -40,7 +40,9 @@ class CharModel(nn.Module):
     # another layout (windows, several items to a row) overrides both, in its own file.
 
     def batches(self, train: Packed, batch_size: int, generator: torch.Generator, device) -> Callable[[], Batch]:
-        """A function returning a random training batch each call, drawn with `generator`."""
+        """A function returning a random training batch each call, drawn with `generator`; its
+        `draw()` gives the next batch's row indices and `take(idx)` the batch of those rows, for a
+        distributed run, where each process trains on its share of the rows (data.ItemBatches)."""
         return ItemBatches(train, batch_size, generator, device)
 
     def loss(self, batch) -> torch.Tensor:
