@@ -29,6 +29,14 @@ OPTIONS = {"model": "lstm", "n_embd": 8, "n_hidden": 16, "dropout": 0.0, "ema": 
            "lr_schedule": "constant", "eval_interval": 5, "seed": 3}
 
 
+
+def default_signals() -> None:
+    """In the child: SIGINT and SIGTERM as a terminal gives them, even if the tests run in the
+    background of a script (which starts them with SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def flags(options: dict) -> list[str]:
     return [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
 
@@ -88,7 +96,8 @@ def test_two_processes_stop_on_sigterm_resume_and_train_what_one_process_trains(
     run = tmp_path / "two"
     proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--nproc", "2", "--data", str(small_data),
                              "--out", str(run), "--max-steps=1000000", *flags(OPTIONS), "--quiet", "--samples", "0"],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)  # however the tests were started
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline and not (run / "state.safetensors").exists():
         time.sleep(0.02)

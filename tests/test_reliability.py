@@ -66,9 +66,18 @@ def edit_config(run: Path, change) -> None:
     (run / CONFIG).write_text(json.dumps(cfg))
 
 
+def default_signals() -> None:
+    """In the child: Ctrl-C and SIGTERM as a terminal gives them. A harness that runs the tests in
+    the background of a shell script starts them with SIGINT ignored, which makemore (rightly)
+    keeps ignoring; the signal tests must not depend on how they were started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def command(*args, **kwargs) -> subprocess.Popen:
     """`python -m makemore ARGS` as a real process, with this checkout on the path."""
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    kwargs.setdefault("preexec_fn", default_signals)
     return subprocess.Popen([sys.executable, "-m", "makemore", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, **kwargs)
 
