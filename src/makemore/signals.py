@@ -74,13 +74,8 @@ def stop_on_signals():
     The handlers in place before are put back afterwards (tests call cli.main in-process)."""
     global received
     received = None
-    previous = {signum: replace(signum, raise_interrupt) for signum in EXIT_STATUS}
-    try:
+    with handling(raise_interrupt):
         yield
-    finally:
-        for signum, handler in previous.items():
-            if handler is not None:
-                signal.signal(signum, handler)
 
 
 def exit_status(interrupt: KeyboardInterrupt | None = None) -> int:
@@ -105,13 +100,21 @@ def deferred():
     them in the middle of an exchange with the others (which would leave those waiting)."""
     global requested
     requested = None
-    previous = {signum: replace(signum, note) for signum in EXIT_STATUS}
+    with handling(note):
+        yield
+
+
+@contextmanager
+def handling(handler):
+    """`handler` for Ctrl-C and SIGTERM inside, the handlers before put back after (an ignored
+    signal stays ignored: replace)."""
+    previous = {signum: replace(signum, handler) for signum in EXIT_STATUS}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            if handler is not None:
-                signal.signal(signum, handler)
+        for signum, before in previous.items():
+            if before is not None:
+                signal.signal(signum, before)
 
 
 def act_on_request() -> None:
