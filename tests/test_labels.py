@@ -168,3 +168,7 @@ def test_the_command_line_speaks_labels(bigram_run, run_cli):
     assert status == 0 and json.loads(out)[0]["nll"] == pytest.approx(bigram_run.score(["ab"], label="A")[0].nll)
     status, _, err = run_cli("sample", run, "--label", "Q")
     assert status == 2 and err.strip() == "makemore: error: unknown label 'Q'; this model knows: A, B"
+
+
+def test_nothing_to_score_or_classify_gives_nothing(bigram_run):
+    assert bigram_run.score([]) == [] and bigram_run.score([], label="A") == [] and bigram_run.classify([]) == []

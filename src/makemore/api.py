@@ -102,6 +102,8 @@ class Run:
         """Each text's NLL. A labelled run scores p(text | label) with `label`, and without it the
         text's probability under any label, p(text) = sum over labels of p(label) p(text | label)."""
         texts = check_texts(texts)
+        if not texts:
+            return []
         if label is not None or not self.labels:
             if label is not None:
                 self.vocab.label_token(label)
@@ -122,6 +124,8 @@ class Run:
         if not self.labels:
             raise MakemoreError(f"{self.path} was trained without labels, so there is nothing to classify into; train it on "
                                 "data with a label per line (item<TAB>label), e.g. --data names-sex")
+        if not texts:
+            return []
         posterior = torch.softmax(self.label_prior().log() - self.nll_by_label(texts), dim=1)
         return [dict(zip(self.labels, row.tolist())) for row in posterior]
 
