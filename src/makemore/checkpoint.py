@@ -582,17 +582,30 @@ def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
-def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], source: Path) -> None:
-    """Load the optimiser state saved with torch.save in the "optimizer" tensor into `opt`. It is
-    read with torch.load(weights_only=True), which builds only tensors and plain values, never
-    arbitrary objects; and it is checked to come from the same kind of optimiser over the same
-    parameters: torch would otherwise accept SGD's state into AdamW, or a moment of the wrong
-    shape, and fail later with a traceback or train on garbage."""
-    kind = type(opt).__name__
+def saved_bytes(state: dict) -> torch.Tensor:
+    """A state dict of tensors and plain values as bytes in a tensor, for a safetensors file
+    (torch.save; `loaded_bytes` reads it back without unpickling arbitrary objects)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+
+
+def loaded_bytes(blob: torch.Tensor, source: Path, what: str):
+    """What `saved_bytes` stored, read with torch.load(weights_only=True), which builds only tensors
+    and plain values, never arbitrary objects; a blob that cannot be read is one RunError."""
     try:
-        saved = torch.load(io.BytesIO(tensors["optimizer"].numpy().tobytes()), weights_only=True)
+        return torch.load(io.BytesIO(blob.numpy().tobytes()), weights_only=True)
     except Exception as e:  # noqa: BLE001 - an unreadable blob raises many kinds; every one means the same
-        raise damaged(source, f"its optimiser state cannot be read ({one_line(e)})") from None
+        raise damaged(source, f"its {what} cannot be read ({one_line(e)})") from None
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """Load the optimiser state saved in the "optimizer" tensor (saved_bytes) into `opt`, after
+    checking that it comes from the same kind of optimiser over the same parameters: torch would
+    otherwise accept SGD's state into AdamW, or a moment of the wrong shape, and fail later with a
+    traceback or train on garbage."""
+    kind = type(opt).__name__
+    saved = loaded_bytes(tensors["optimizer"], source, "optimiser state")
     if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) or not isinstance(saved.get("param_groups"), list):
         raise damaged(source, "its optimiser state is not an optimiser's state")
     now, groups = opt.state_dict()["param_groups"], saved["param_groups"]

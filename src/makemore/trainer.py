@@ -11,7 +11,6 @@ process runs a Trainer on its share of every batch, and rank 0 alone evaluates a
 
 from __future__ import annotations
 
-import io
 import math
 import shutil
 import time
@@ -25,8 +24,8 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from . import __version__, signals, tensorboard
-from .checkpoint import (MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, read_state, restore_optimizer, run_dataset,
-                         save_tensors, write_json)
+from .checkpoint import (MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, loaded_bytes, read_state, restore_optimizer,
+                         run_dataset, save_tensors, saved_bytes, write_json)
 from .config import MAX_PARAMS, TRAIN_OPTIONS, check_path, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
 from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset
 from .device import cpu_threads, pick_device
@@ -541,7 +540,7 @@ class Trainer:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.average:
             tensors.update({f"average.{k}": v for k, v in self.average.averaged.state_dict().items()})
-        tensors["optimizer"] = saved_bytes(self.optimizer.state_dict())  # read back with weights_only=True
+        tensors["optimizer"] = saved_bytes(self.optimizer.state_dict())
         if self.scaler:
             tensors["scaler"] = saved_bytes(self.scaler.state_dict())
         tensors[STEP_LOSS] = self.state.step_losses
@@ -559,7 +558,7 @@ class Trainer:
         load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
         restore_optimizer(self.optimizer, tensors, path)
         if self.scaler and "scaler" in tensors:
-            self.scaler.load_state_dict(torch.load(io.BytesIO(tensors["scaler"].numpy().tobytes()), weights_only=True))
+            self.scaler.load_state_dict(loaded_bytes(tensors["scaler"], path, "gradient scaler state"))
         self.generator.set_state(tensors["rng.batches"])
         self.restore_torch_rng(tensors, meta["step"])
         self.state = TrainState(meta["step"], meta["elapsed"], meta["best_val"], tensors[STEP_LOSS], meta["average_updates"])
@@ -602,9 +601,3 @@ class Trainer:
                                             "processes": self.ranks.world, **{s: r.to_dict() for s, r in final.items()}})
         return final
 
-
-def saved_bytes(state: dict) -> torch.Tensor:
-    """A state dict of tensors and plain values as bytes in a tensor (torch.save; read back with weights_only=True)."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
