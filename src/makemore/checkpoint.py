@@ -97,6 +97,10 @@ def missing(path: Path) -> RunError:
                     f"checkpoint?); {RESTORE}")
 
 
+def unreadable(path: Path, e: OSError) -> RunError:
+    return RunError(f"cannot read {path} ({e.strerror or e}); check its permissions")
+
+
 def one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
@@ -108,7 +112,7 @@ def read_whole(path: Path) -> bytes:
     except FileNotFoundError:
         raise missing(path) from None
     except OSError as e:
-        raise RunError(f"cannot read {path} ({e.strerror or e}); check its permissions") from None
+        raise unreadable(path, e) from None
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
@@ -158,7 +162,7 @@ def tensor_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype | 
     except FileNotFoundError:
         raise missing(path) from None
     except OSError as e:
-        raise RunError(f"cannot read {path} ({e.strerror or e}); check its permissions") from None
+        raise unreadable(path, e) from None
     except (ValueError, RecursionError) as e:
         raise damaged(path, f"not a readable safetensors file ({one_line(e)})") from None
     out = {}
@@ -337,6 +341,7 @@ class RunDir:
         except (OSError, UnicodeDecodeError):
             pid = ""
         return f"pid {pid}" if pid.isdigit() else "pid unknown"
+
     def check_new(self, force: bool) -> None:
         """Refuse to start a run over an existing one unless `force`; never over a folder of other things."""
         if not self.path.exists() and not self.path.is_symlink():
@@ -374,7 +379,7 @@ class RunDir:
         except FileNotFoundError:
             raise RunError(f"{self.path} is not a makemore run directory (no {CONFIG}); pass the --out directory of a `makemore train` run") from None
         except OSError as e:
-            raise RunError(f"cannot read {path} ({e.strerror or e}); check its permissions") from None
+            raise unreadable(path, e) from None
         if len(raw) > MAX_CONFIG_BYTES:
             raise damaged(path, f"it is larger than {MAX_CONFIG_BYTES >> 20} MB")
         try:
@@ -441,7 +446,7 @@ class RunDir:
         except FileNotFoundError:
             return []
         except OSError as e:
-            raise RunError(f"cannot read {path} ({e.strerror or e}); check its permissions") from None
+            raise unreadable(path, e) from None
         lines = raw.split(b"\n")
         records = []
         for number, line in enumerate(lines, 1):

@@ -199,7 +199,8 @@ def load_data(data: str | None, options: dict) -> Dataset:
 
 def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=print, **changes) -> TrainResult:
     """Continue a run from its last checkpoint. `changes` may set only the options declared
-    resumable (max_steps, time_budget): a run continues as it was configured."""
+    resumable in config.py (config.RESUMABLE: its limits and how the machine computes): a run
+    continues as it was configured."""
     changes = resume_changes({k: v for k, v in changes.items() if v is not None})
     check_path("run_path", run_path, optional=False)
     run = RunDir(run_path)
@@ -479,7 +480,7 @@ class Trainer:
         return self.diagnostics.watch(self.state.step, lr)
 
     def evaluate(self, lr: float, chars_per_sec: float) -> dict:
-        """Exact train and val NLL of the kept model into metrics.jsonl; save it if val is the best yet."""
+        """The kept model's exact train and val NLL, as a metrics.jsonl record (`keep` writes it)."""
         record = {"step": self.state.step}
         for split, packed in self.eval_sets.items():
             record[f"{split}_loss"] = evaluate(self.kept, packed, split).nll
