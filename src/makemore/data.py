@@ -338,16 +338,13 @@ class Batch(NamedTuple):
     y: torch.Tensor  # targets, IGNORE at padding
 
 
-class ItemBatches:
-    """Random whole items, one row each, trimmed to the longest item of the batch."""
+class Batches:
+    """Random training batches: each call draws `batch_size` rows with `generator` and lays them out
+    (`take`, by the subclass). The rows are gathered from tensors made once, no per-item Python."""
 
-    def __init__(self, train: Packed, batch_size: int, generator: torch.Generator, device):
-        self.x, self.y = self.place(train, device)
-        self.lengths = (train.y != IGNORE).sum(1)
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator, device):
+        self.x, self.y = x, y
         self.batch_size, self.generator, self.device = batch_size, generator, device
-
-    def place(self, train: Packed, device) -> tuple[torch.Tensor, torch.Tensor]:
-        return train.x.to(device), train.y.to(device)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -358,6 +355,20 @@ class ItemBatches:
     def draw(self) -> torch.Tensor:
         """The indices of the next random batch (a distributed run takes each rank's share of them)."""
         return torch.randint(0, len(self), (self.batch_size,), generator=self.generator)
+
+    def take(self, idx: torch.Tensor):
+        raise NotImplementedError
+
+
+class ItemBatches(Batches):
+    """Random whole items, one row each, trimmed to the longest item of the batch."""
+
+    def __init__(self, train: Packed, batch_size: int, generator: torch.Generator, device):
+        super().__init__(*self.place(train, device), batch_size, generator, device)
+        self.lengths = (train.y != IGNORE).sum(1)
+
+    def place(self, train: Packed, device) -> tuple[torch.Tensor, torch.Tensor]:
+        return train.x.to(device), train.y.to(device)
 
     def take(self, idx: torch.Tensor) -> Batch:
         """The batch of items `idx`, without the columns that are padding in every one of them."""
@@ -377,22 +388,12 @@ class RowBatches(ItemBatches):
         return pack_rows(Packed(self.x[idx, :T], self.y[idx, :T])).to(self.device)
 
 
-class WindowBatches:
+class WindowBatches(Batches):
     """Random (context of `block_size` tokens, next character) pairs, as the seeds train the MLP:
     the batch size counts characters, not items."""
 
     def __init__(self, train: Packed, block_size: int, batch_size: int, generator: torch.Generator, device):
-        self.x, self.y = (t.to(device) for t in windows(train, block_size))
-        self.batch_size, self.generator, self.device = batch_size, generator, device
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __call__(self) -> Batch:
-        return self.take(self.draw())
-
-    def draw(self) -> torch.Tensor:
-        return torch.randint(0, len(self), (self.batch_size,), generator=self.generator)
+        super().__init__(*(t.to(device) for t in windows(train, block_size)), batch_size, generator, device)
 
     def take(self, idx: torch.Tensor) -> Batch:
         idx = idx.to(self.device)
