@@ -151,5 +151,8 @@ def ranks_of(device: torch.device):
     dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
     try:
         yield Ranks(device, rank, world)
+        # every rank done with its last exchange before any tears the group down: a rank that
+        # left while another's gloo thread still talked to it was seen to abort that one
+        dist.barrier()
     finally:
         dist.destroy_process_group()
