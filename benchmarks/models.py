@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,6 +55,18 @@ def machine_gflops(seconds: float = 2.0) -> float:
         a @ b
         n += 1
     return round(2 * 512**3 * n / (time.perf_counter() - start) / 1e9, 1)
+
+
+def seconds_per_step(flags: list[str], steps: int, out: Path, env: dict | None = None) -> float:
+    """Train `steps` steps of `makemore train FLAGS` on names.txt in a process of its own and give
+    its seconds per step, evaluation left out (metrics.jsonl's `elapsed` at the last step)."""
+    proc = subprocess.run([sys.executable, "-m", "makemore", "train", "--data", str(NAMES), "--out", str(out), "--force",
+                           "--max-steps", str(steps), "--eval-interval", str(steps), "--quiet", "--samples", "0", *flags],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"makemore train {' '.join(flags)} failed: {proc.stderr.strip()}")
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    return last["elapsed"] / last["step"]
 
 
 def bench(name: str, data: Path, time_budget: float | None, workdir: Path) -> dict:

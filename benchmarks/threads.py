@@ -16,29 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from models import machine_gflops  # noqa: E402
+from models import machine_gflops, seconds_per_step  # noqa: E402
 
 from makemore.models import REGISTRY  # noqa: E402
 
-NAMES = HERE.parents[1] / "shared" / "data" / "names.txt"
 RESULTS = HERE / "results" / "threads.json"
-
-
-def seconds_per_step(model: str, threads: int, steps: int, out: Path) -> float:
-    proc = subprocess.run([sys.executable, "-m", "makemore", "train", "--data", str(NAMES), "--model", model, "--out", str(out),
-                           "--force", "--max-steps", str(steps), "--eval-interval", str(steps), "--threads", str(threads),
-                           "--quiet", "--samples", "0"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{model}: {proc.stderr.strip()}")
-    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    return last["elapsed"] / last["step"]
 
 
 def main() -> None:
@@ -54,7 +42,7 @@ def main() -> None:
             times = {1: [], 2: []}
             for _ in range(args.pairs):
                 for threads in (1, 2):
-                    times[threads].append(seconds_per_step(model, threads, args.steps, Path(tmp) / model))
+                    times[threads].append(seconds_per_step(["--model", model, "--threads", str(threads)], args.steps, Path(tmp) / model))
             one, two = statistics.median(times[1]), statistics.median(times[2])
             rows[model] = {"ms_per_step_1": round(one * 1000, 2), "ms_per_step_2": round(two * 1000, 2),
                            "speedup_2_over_1": round(one / two, 2), "gflops": gflops,

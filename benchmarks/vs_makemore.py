@@ -36,12 +36,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from models import machine_gflops  # noqa: E402
+from models import NAMES, machine_gflops, seconds_per_step  # noqa: E402
 
 from makemore.data import Dataset  # noqa: E402
 
 SHARED = HERE.parents[1] / "shared"
-NAMES = SHARED / "data" / "names.txt"
 REFERENCE = SHARED / "anchors" / "makemore" / "makemore.py"
 RESULTS = HERE / "results" / "vs_makemore.json"
 STEP = re.compile(r"^step (\d+) \| loss [\d.]+ \| step time ([\d.]+)ms")
@@ -65,18 +64,6 @@ def reference(steps: int, env: dict, workdir: Path) -> float:
     return statistics.median(times)
 
 
-def ours(name: str, steps: int, env: dict, workdir: Path) -> float:
-    """Seconds per training step of ours, evaluation left out."""
-    out = workdir / name
-    proc = subprocess.run([sys.executable, "-m", "makemore", "train", "--data", str(NAMES), "--out", str(out), "--force",
-                           "--max-steps", str(steps), "--eval-interval", str(steps), "--quiet", "--samples", "0", *OURS[name]],
-                          capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"makemore train failed: {proc.stderr.strip()}")
-    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    return last["elapsed"] / last["step"]
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=3)
@@ -93,7 +80,7 @@ def main() -> None:
             gflops.append(machine_gflops())
             runs["reference"].append(reference(args.steps, env, Path(tmp)))
             for name in OURS:
-                runs[name].append(ours(name, args.steps, env, Path(tmp)))
+                runs[name].append(seconds_per_step(OURS[name], args.steps, Path(tmp) / name, env))
             print(f"pair {i + 1}: " + ", ".join(f"{k} {v[-1] * 1000:.1f} ms/step" for k, v in runs.items()), flush=True)
     rows = {}
     for name, seconds in runs.items():
