@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -70,6 +71,27 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(small_data, tmp_
     assert s.keys() == r.keys() and all(torch.equal(s[k], r[k]) for k in s)
     metrics = lambda run: [json.loads(line)["val_loss"] for line in (run / METRICS).read_text().splitlines()]  # noqa: E731
     assert metrics(straight.run_dir) == metrics(resumed.run_dir)
+
+
+def test_train_seconds_leave_evaluation_out_across_a_resume(small_data, tmp_path, monkeypatch):
+    """metrics.jsonl's train_seconds is elapsed less the time spent evaluating, kept across --resume."""
+    original = Trainer.evaluate
+
+    def slow_evaluate(self, lr, chars_per_sec):
+        time.sleep(0.25)
+        return original(self, lr, chars_per_sec)
+
+    monkeypatch.setattr(Trainer, "evaluate", slow_evaluate)
+    train_small(small_data, tmp_path / "run", max_steps=30, eval_interval=10)
+    makemore.resume(tmp_path / "run", max_steps=50, **QUIET)
+    metrics = [json.loads(line) for line in (tmp_path / "run" / METRICS).read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [10, 20, 30, 40, 50]
+    # evaluations counted in each record: those before it; the checkpoint a resume starts from was
+    # saved during its evaluation, so neither its elapsed nor its eval_seconds hold that one
+    for evaluations, m in zip([0, 1, 2, 2, 3], metrics):
+        assert 0.25 * evaluations <= m["elapsed"] - m["train_seconds"] < 0.45 * evaluations + 0.1  # checkpointing a tiny mlp is quick
+        assert m["train_seconds"] > 0
+    assert all(a["train_seconds"] < b["train_seconds"] for a, b in zip(metrics, metrics[1:]))
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, monkeypatch):

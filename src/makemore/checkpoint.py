@@ -514,7 +514,7 @@ def parse_record(line: bytes):
         return None
 
 
-METRIC_NUMBERS = ("train_loss", "val_loss", "lr", "chars_per_sec", "elapsed")
+METRIC_NUMBERS = ("train_loss", "val_loss", "lr", "chars_per_sec", "elapsed", "train_seconds")
 
 
 def record_problem(record: dict) -> str | None:
@@ -566,6 +566,8 @@ def check_state_meta(meta, source: Path) -> dict:
             raise damaged(source, f'its training state has no "{key}"')
         if type(meta[key]) not in types or (key == "step" or key == "average_updates") and meta[key] < 0:
             raise damaged(source, f'its training state\'s "{key}" is {json.dumps(meta[key])[:40]}, not a number it can use')
+    if "eval_seconds" in meta and type(meta["eval_seconds"]) not in (int, float):  # absent in runs made before it was kept
+        raise damaged(source, f'its training state\'s "eval_seconds" is {json.dumps(meta["eval_seconds"])[:40]}, not a number')
     return meta
 
 

@@ -268,9 +268,11 @@ class TrainState:
     best_val: float = math.inf
     step_losses: torch.Tensor = field(default_factory=lambda: torch.empty(0))  # every step's batch loss
     average_updates: int = 0  # updates of the weight average so far
+    eval_seconds: float = 0.0  # of `elapsed`, the seconds spent evaluating and checkpointing
 
     def meta(self) -> dict:
-        return {"step": self.step, "elapsed": self.elapsed, "best_val": self.best_val, "average_updates": self.average_updates}
+        return {"step": self.step, "elapsed": self.elapsed, "best_val": self.best_val, "average_updates": self.average_updates,
+                "eval_seconds": self.eval_seconds}
 
 
 class StepLoss(nn.Module):
@@ -484,7 +486,8 @@ class Trainer:
         record = {"step": self.state.step}
         for split, packed in self.eval_sets.items():
             record[f"{split}_loss"] = evaluate(self.kept, packed, split).nll
-        record.update({"lr": lr, "chars_per_sec": round(chars_per_sec, 1), "elapsed": round(self.state.elapsed, 3)})
+        record.update({"lr": lr, "chars_per_sec": round(chars_per_sec, 1), "elapsed": round(self.state.elapsed, 3),
+                       "train_seconds": round(self.state.elapsed - self.state.eval_seconds, 3)})
         return record
 
     def keep(self, record: dict) -> None:
@@ -502,10 +505,12 @@ class Trainer:
         several ranks, rank 0 does this while the others wait; they exchange what it needs first."""
         if not self.ranks.all(self.finite):
             raise Diverged("the training loss is no longer a finite number")
+        began = time.perf_counter()
         self.sum_step_losses()
         rngs = self.ranks.gather(torch.get_rng_state()) if self.ranks.distributed else None  # each rank's dropout stream
         self.ranks.on_main(lambda: self.evaluate_and_save(lr, throughput, rngs))
         self.last_checkpoint = self.state.step
+        self.state.eval_seconds += time.perf_counter() - began  # metrics' train_seconds leave it out
 
     def evaluate_and_save(self, lr: float, throughput: float, rngs: list[torch.Tensor] | None) -> None:
         record = self.evaluate(lr, throughput)
@@ -562,7 +567,8 @@ class Trainer:
             self.scaler.load_state_dict(loaded_bytes(tensors["scaler"], path, "gradient scaler state"))
         self.generator.set_state(tensors["rng.batches"])
         self.restore_torch_rng(tensors, meta["step"])
-        self.state = TrainState(meta["step"], meta["elapsed"], meta["best_val"], tensors[STEP_LOSS], meta["average_updates"])
+        self.state = TrainState(meta["step"], meta["elapsed"], meta["best_val"], tensors[STEP_LOSS], meta["average_updates"],
+                                meta.get("eval_seconds", 0.0))
         if self.average:
             load_state(self.average.averaged, {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}, path)
             self.average.updates = self.state.average_updates

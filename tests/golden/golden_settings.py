@@ -21,7 +21,7 @@ SETTINGS = {
     "transformer": {},
 }
 COMMON = {"max_steps": 30, "eval_interval": 10, "batch_size": 16, "seed": 7}
-TIMING = ("chars_per_sec", "elapsed")  # metrics.jsonl fields that depend on the machine's speed
+TIMING = ("chars_per_sec", "elapsed", "train_seconds")  # metrics.jsonl fields that depend on the machine's speed
 
 
 def data_file(tmp: Path) -> Path:
