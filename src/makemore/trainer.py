@@ -59,7 +59,11 @@ def make_optimizer(model: CharModel, tc: TrainConfig) -> torch.optim.Optimizer:
     decay = [p for p in params if p.dim() >= 2]
     other = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": tc.weight_decay}, {"params": other, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=tc.lr, betas=(0.9, 0.99))
+    groups = [g for g in groups if g["params"]]
+    try:  # one fused kernel for the whole update (CPU, CUDA, MPS in recent torch): a fifth of a small model's step
+        return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.99), fused=True)
+    except (RuntimeError, ValueError):  # an older torch, or a device without the fused kernel
+        return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.99))
 
 
 def resolve_configs(model: str | None, data: Dataset, options: dict) -> tuple[str, ModelConfig, TrainConfig]:
