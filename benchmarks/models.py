@@ -57,16 +57,23 @@ def machine_gflops(seconds: float = 2.0) -> float:
     return round(2 * 512**3 * n / (time.perf_counter() - start) / 1e9, 1)
 
 
-def seconds_per_step(flags: list[str], steps: int, out: Path, env: dict | None = None) -> float:
+def seconds_per_step(flags: list[str], steps: int, out: Path, env: dict | None = None, warmup: int | None = None) -> float:
     """Train `steps` steps of `makemore train FLAGS` on names.txt in a process of its own and give
-    its seconds per step, evaluation left out (metrics.jsonl's `elapsed` at the last step)."""
+    its seconds per step, evaluation left out: over the whole run (metrics.jsonl's `elapsed` at the
+    last step, warm-up included), or with `warmup` (which must divide `steps`) over the steps after
+    the first `warmup` (metrics.jsonl's `train_seconds`, which leaves out the evaluations at every
+    `warmup` steps that mark them)."""
+    interval = warmup or steps
     proc = subprocess.run([sys.executable, "-m", "makemore", "train", "--data", str(NAMES), "--out", str(out), "--force",
-                           "--max-steps", str(steps), "--eval-interval", str(steps), "--quiet", "--samples", "0", *flags],
+                           "--max-steps", str(steps), "--eval-interval", str(interval), "--quiet", "--samples", "0", *flags],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"makemore train {' '.join(flags)} failed: {proc.stderr.strip()}")
-    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    return last["elapsed"] / last["step"]
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    if warmup is None:
+        return metrics[-1]["elapsed"] / metrics[-1]["step"]
+    first, last = metrics[0], metrics[-1]
+    return (last["train_seconds"] - first["train_seconds"]) / (last["step"] - first["step"])
 
 
 def bench(name: str, data: Path, time_budget: float | None, workdir: Path) -> dict:

@@ -10,14 +10,15 @@ pip install 'makemore[tensorboard]'. Beside it, three runs of ours, each in its 
 
 - same: our transformer at the same size, batch 32, AdamW 5e-4, weight decay 0.01, constant
   rate, no dropout, no weight average: the same work per step;
+- same-compiled: the same with --compile (torch.compile; its compile time falls in the warm-up);
 - transformer: our transformer with its own defaults (batch 128, dropout, warm-up, cosine);
 - default: our default model (lstm) with its own defaults.
 
 Each pair of the reference and ours runs back to back, in the same minutes, and the pairs repeat,
 because machines of this kind differ up to 2x in speed from day to day and minute to minute.
 Speeds: the reference's median "step time" after 20 warm-up steps (its own timer: batch, forward,
-backward, update); ours, steps over training seconds (metrics.jsonl's `elapsed` at the last
-step, which leaves evaluation out). Characters per second count real predicted characters: a batch
+backward, update); ours, the mean after 50 warm-up steps (metrics.jsonl's `train_seconds`, which
+leaves evaluation out, from step 50 to the last): a mean counts the slow steps a median skips. Characters per second count real predicted characters: a batch
 of b random training names holds b x (mean name length + 1) of them on average, in both. Writes
 benchmarks/results/vs_makemore.json and .md and prints the table.
 """
@@ -44,14 +45,17 @@ SHARED = HERE.parents[1] / "shared"
 REFERENCE = SHARED / "anchors" / "makemore" / "makemore.py"
 RESULTS = HERE / "results" / "vs_makemore.json"
 STEP = re.compile(r"^step (\d+) \| loss [\d.]+ \| step time ([\d.]+)ms")
-WARMUP = 20
+WARMUP = 20  # the reference's steps left out
+OUR_WARMUP = 50  # ours: --steps must be a multiple
 OURS = {
     "same": ["--model", "transformer", "--batch-size", "32", "--lr", "5e-4", "--weight-decay", "0.01", "--lr-schedule",
              "constant", "--warmup-steps", "0", "--dropout", "0", "--ema", "0"],
+    "same-compiled": ["--model", "transformer", "--batch-size", "32", "--lr", "5e-4", "--weight-decay", "0.01", "--lr-schedule",
+                      "constant", "--warmup-steps", "0", "--dropout", "0", "--ema", "0", "--compile"],
     "transformer": ["--model", "transformer"],
     "default": [],
 }
-BATCH = {"same": 32, "transformer": 128, "default": 32, "reference": 32}
+BATCH = {"same": 32, "same-compiled": 32, "transformer": 128, "default": 32, "reference": 32}
 
 
 def reference(steps: int, env: dict, workdir: Path) -> float:
@@ -70,6 +74,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300, help="steps per run (the reference evaluates at 500: stay below)")
     p.add_argument("--threads", type=int, default=2, help="torch threads of every process (OMP_NUM_THREADS)")
     args = p.parse_args()
+    if args.steps % OUR_WARMUP or args.steps <= OUR_WARMUP:
+        p.error(f"--steps must be a multiple of {OUR_WARMUP} above it (our runs are timed after {OUR_WARMUP} warm-up steps)")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     train = Dataset.load(str(NAMES)).splits["train"]
     chars_per_item = sum(len(w) + 1 for w in train) / len(train)
@@ -80,7 +86,7 @@ def main() -> None:
             gflops.append(machine_gflops())
             runs["reference"].append(reference(args.steps, env, Path(tmp)))
             for name in OURS:
-                runs[name].append(seconds_per_step(OURS[name], args.steps, Path(tmp) / name, env))
+                runs[name].append(seconds_per_step(OURS[name], args.steps, Path(tmp) / name, env, OUR_WARMUP))
             print(f"pair {i + 1}: " + ", ".join(f"{k} {v[-1] * 1000:.1f} ms/step" for k, v in runs.items()), flush=True)
     rows = {}
     for name, seconds in runs.items():
