@@ -228,3 +228,34 @@ def test_item_nll_is_each_items_own_in_data_order(name):
         logits = model(DATA.x)
         direct = F.cross_entropy(logits.flatten(0, 1), DATA.y.flatten(), ignore_index=IGNORE, reduction="none")
     torch.testing.assert_close(batched, direct.view(DATA.y.shape).sum(1).double(), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_weight_drop_is_one_mask_per_batch_on_the_recurrent_weights_in_training_only(name):
+    config = ModelConfig.from_dict({**REGISTRY[name].config.to_dict(), **TINY, "n_layer": 1, "weight_drop": 0.5,
+                                    "vocab_size": len(VOCAB), "max_len": MAX_LEN})
+    torch.manual_seed(0)
+    model = build(name, config)
+    plain = build(name, ModelConfig.from_dict({**config.to_dict(), "weight_drop": 0.0}))
+    plain.load_state_dict(model.state_dict())
+    # evaluation and sampling use the whole weights
+    model.eval(), plain.eval()
+    assert torch.equal(model(DATA.x), plain(DATA.x))
+    # training: the fused kernel and the readable cells (which apply the matrix at every time
+    # step in a Python loop) see the same dropped matrix, drawn once for the batch
+    model.train()
+    results = []
+    for fused in (True, False):
+        model.fused = fused
+        model.zero_grad()
+        torch.manual_seed(1)
+        logits = model(DATA.x)
+        F.cross_entropy(logits.flatten(0, 1), DATA.y.flatten(), ignore_index=IGNORE).backward()
+        results.append((logits.detach(), model.rnn.weight_hh_l0.grad.clone()))
+    (a, grad_a), (b, grad_b) = results
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad_b, grad_a, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(a, plain.train()(DATA.x))  # training with it differs from without
+    dropped = (grad_a == 0).float().mean().item()  # a dropped entry gets no gradient through the matrix
+    assert 0.4 < dropped < 0.6
+    assert (model.rnn.weight_ih_l0.grad == 0).float().mean().item() < 0.05  # the input weights are whole

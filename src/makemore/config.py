@@ -170,6 +170,8 @@ class ModelConfig(Config):
     n_layer: int = option(2, "number of layers", low=1, high=64)
     n_head: int = option(4, "attention heads (transformer)", low=1, high=256)
     dropout: float = option(0.0, "dropout probability", low=0.0, high=0.99)
+    weight_drop: float = option(0.0, "DropConnect on the hidden-to-hidden weights, one mask per batch (rnn, lstm, gru)",
+                                low=0.0, high=0.99)
     batchnorm: bool = option(False, "BatchNorm before the tanh (mlp)")
     kaiming: bool = option(True, "Kaiming init with the tanh gain (mlp)")
     output_scale: float = option(0.01, "scale of the output layer at init (mlp)", low=0.0, high=100.0)

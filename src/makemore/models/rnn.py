@@ -52,7 +52,7 @@ class Recurrent(CharModel):
     """Embedding -> stacked recurrent layers -> linear head. The state is the fused module's
     (n_layer, B, n_hidden) hidden state(s), as a tuple: (h,) or, for the LSTM, (h, c)."""
 
-    options = ("n_embd", "n_hidden", "n_layer", "dropout", "fused")
+    options = ("n_embd", "n_hidden", "n_layer", "dropout", "weight_drop", "fused")
     fused_cls: type[nn.RNNBase]  # set by the subclasses below, with their `cell`
 
     def __init__(self, config: ModelConfig):
@@ -83,19 +83,32 @@ class Recurrent(CharModel):
         h, state = self.run(self.wte(idx)[:, None], state)
         return self.lm_head(h[:, 0]), state
 
+    def recurrent_weights(self) -> dict[str, torch.Tensor]:
+        """The fused module's weights as this batch uses them: in training with --weight-drop, each
+        hidden-to-hidden matrix with a random share of its entries zeroed, the same for every time
+        step of the batch (DropConnect, as AWD-LSTM: Merity et al. 2017); else as they are."""
+        p = self.config.weight_drop
+        return {k: F.dropout(w, p, self.training) if k.startswith("weight_hh") else w for k, w in self.rnn.named_parameters()}
+
     def run(self, x, state):
         """(B, T, n_embd) inputs and the state before them -> (B, T, n_hidden) outputs, state after."""
+        dropping = self.training and self.config.weight_drop > 0
         if self.fused:
-            out, hx = self.rnn(x, state if len(state) == 2 else state[0])
+            hx = state if len(state) == 2 else state[0]
+            if dropping:  # the fused module run with the dropped weights in place of its own
+                out, hx = torch.func.functional_call(self.rnn, self.recurrent_weights(), (x, hx))
+            else:
+                out, hx = self.rnn(x, hx)
             return out, hx if isinstance(hx, tuple) else (hx,)
+        weights = self.recurrent_weights() if dropping else dict(self.rnn.named_parameters())
         outs = []
         for t in range(x.shape[1]):
             h, layer_states = x[:, t], []
             for i in range(self.config.n_layer):
                 if i > 0:
                     h = F.dropout(h, self.rnn.dropout, self.training)
-                weights = [getattr(self.rnn, f"{w}_l{i}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-                h, s = self.cells[i](h, tuple(part[i] for part in state), *weights)
+                layer = [weights[f"{w}_l{i}"] for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                h, s = self.cells[i](h, tuple(part[i] for part in state), *layer)
                 layer_states.append(s)
             state = tuple(torch.stack(part) for part in zip(*layer_states))
             outs.append(h)
