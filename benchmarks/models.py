@@ -104,7 +104,7 @@ def markdown(rows: list[dict]) -> str:
     head = ("| model | params | steps | train s | threads | GFLOP/s | train NLL | val NLL | test NLL | samples/s | reference |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
     return head + "".join(
-        f"| {r['model']} | {r['params']:,} | {r['steps']:,} | {r['train_seconds']}{' (cap)' if r.get('time_budget') else ''} | {r['torch_threads']} | {r.get('machine_gflops', '–')} | "
+        f"| {r['model']} | {r['params']:,} | {r['steps']:,} | {r['train_seconds']}{' (cap)' if r.get('time_budget') and r['train_seconds'] >= r['time_budget'] else ''} | {r['torch_threads']} | {r.get('machine_gflops', '–')} | "
         f"{r['train_nll']:.4f} | {r['val_nll']:.4f} | "
         f"{r['test_nll']:.4f} | {r['sample_items_per_sec']:,} | {r['reference']} |\n"
         for r in rows

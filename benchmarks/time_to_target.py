@@ -3,6 +3,7 @@ makemore.py's best checkpoint scores, on one machine, one after the other.
 
     python benchmarks/time_to_target.py                 # 12,000 reference steps, 2 torch threads
     python benchmarks/time_to_target.py --reference-steps 15000 --threads 1
+    python benchmarks/time_to_target.py --reuse-reference --label one-layer --flags "--n-layer 1 --weight-drop 0"
 
 1. makemore.py (../shared/anchors/makemore/makemore.py, MIT, run as a separate process with its
    own defaults: Transformer 4x64, batch 32, AdamW 5e-4) trains on our train+val split written to
@@ -14,7 +15,7 @@ makemore.py's best checkpoint scores, on one machine, one after the other.
    (the whole split, mean NLL per predicted character, end boundary included): that is the target.
 2. Our default (lstm, its registry settings, nothing changed but --eval-interval 100 so the
    crossing is seen closely) trains until its val NLL is at or below the target, then is
-   interrupted (SIGINT: it stops cleanly and keeps its best model). Its time is metrics.jsonl's
+   stopped (SIGTERM: it stops cleanly and keeps its best model). Its time is metrics.jsonl's
    `train_seconds` at that evaluation, evaluations left out (they are our measuring, not its
    training), with `elapsed` (evaluations in) beside it; the kept model's test NLL is reported too.
 
@@ -107,10 +108,10 @@ def score_reference(workdir: Path, trainval: Path, test: Path, env: dict) -> flo
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def run_ours(target: float, env: dict, out: Path, limit: float) -> dict:
-    """Train our default until an evaluation's val NLL is at or below `target`; then stop it."""
+def run_ours(target: float, env: dict, out: Path, limit: float, flags: list[str]) -> dict:
+    """Train our default (with `flags`) until an evaluation's val NLL is at or below `target`; then stop it."""
     proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--data", str(NAMES), "--out", str(out), "--force",
-                             "--eval-interval", "100", "--quiet", "--samples", "0"], stdout=subprocess.DEVNULL,
+                             "--eval-interval", "100", "--quiet", "--samples", "0", *flags], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=env)
     metrics, reached, began = out / "metrics.jsonl", None, time.perf_counter()
     while reached is None and proc.poll() is None and time.perf_counter() - began < limit:
@@ -118,7 +119,7 @@ def run_ours(target: float, env: dict, out: Path, limit: float) -> dict:
         if metrics.exists():
             records = [json.loads(line) for line in metrics.read_text().splitlines() if line.endswith("}")]
             reached = next((r for r in records if r["val_loss"] <= target), None)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # not SIGINT: a shell's background job starts with SIGINT ignored
     proc.wait()
     if reached is None:
         raise SystemExit(f"our default did not reach val {target:.4f} within {limit:.0f} s")
@@ -134,7 +135,12 @@ def main() -> None:
     p.add_argument("--reference-steps", type=int, default=12_000, help="makemore.py's steps (its best comes near 10K)")
     p.add_argument("--threads", type=int, default=2, help="torch threads of every process (OMP_NUM_THREADS)")
     p.add_argument("--limit", type=float, default=900, help="seconds ours may take before the benchmark gives up")
+    p.add_argument("--flags", default="", help="options added to our default's, e.g. \"--n-layer 1 --weight-drop 0\"")
+    p.add_argument("--label", default="", help="results go to time_to_target-LABEL.json/.md instead")
+    p.add_argument("--reuse-reference", action="store_true",
+                   help="take makemore.py's run and target from benchmarks/results/time_to_target.json instead of running it")
     args = p.parse_args()
+    results = RESULTS.with_name(f"time_to_target-{args.label}.json") if args.label else RESULTS
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     data = Dataset.load(str(NAMES))
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,28 +149,35 @@ def main() -> None:
         trainval.write_text("\n".join(data.splits["train"] + data.splits["val"]) + "\n", encoding="utf-8")
         test.write_text("\n".join(data.splits["test"]) + "\n", encoding="utf-8")
         gflops = [machine_gflops()]
-        ref = run_reference(args.reference_steps, env, tmp, trainval)
-        ref["test_loss_on_our_split"] = target = score_reference(tmp, trainval, test, env)
+        if args.reuse_reference:  # its run and target as the last full run of this script recorded them
+            ref = json.loads(RESULTS.read_text())["reference"]
+            target, gflops = ref["test_loss_on_our_split"], [json.loads(RESULTS.read_text())["gflops_before_reference_ours_after"][0]]
+        else:
+            ref = run_reference(args.reference_steps, env, tmp, trainval)
+            ref["test_loss_on_our_split"] = target = score_reference(tmp, trainval, test, env)
         print(f"makemore.py: best at step {ref['best']['step']}, {ref['best']['seconds']} s; our test split: {target:.4f}", flush=True)
         gflops.append(machine_gflops())
-        ours = run_ours(target, env, tmp / "ours", args.limit)
+        ours = run_ours(target, env, tmp / "ours", args.limit, args.flags.split())
         gflops.append(machine_gflops())
     reached = ours["reached"]
     speedup = ref["best"]["seconds"] / reached["train_seconds"]
-    out = {"command": f"python benchmarks/time_to_target.py --reference-steps {args.reference_steps} --threads {args.threads}",
+    command = f"python benchmarks/time_to_target.py --reference-steps {args.reference_steps} --threads {args.threads}"
+    if args.flags:
+        command += f" --label {args.label} --flags \"{args.flags}\"" + (" --reuse-reference" if args.reuse_reference else "")
+    out = {"command": command, "flags": args.flags,
            "threads": args.threads, "gflops_before_reference_ours_after": gflops, "target": round(target, 4),
            "reference": ref, "ours": ours, "speedup_train_seconds": round(speedup, 2),
            "speedup_elapsed": round(ref["best"]["seconds"] / reached["elapsed"], 2)}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    results.parent.mkdir(exist_ok=True)
+    results.write_text(json.dumps(out, indent=2) + "\n")
     lines = ["| run | reaches | at step | seconds | test NLL (our split) |", "|---|---|---:|---:|---:|",
              f"| makemore.py (its defaults, trained on our train+val) | its best checkpoint | {ref['best']['step']:,} | "
              f"{ref['best']['seconds']} (wall) | {target:.4f} |",
-             f"| ours: default (lstm), --eval-interval 100 | val <= {target:.4f} | {reached['step']:,} | "
+             f"| ours: default (lstm), --eval-interval 100 {args.flags} | val <= {target:.4f} | {reached['step']:,} | "
              f"{reached['train_seconds']} (training; {reached['elapsed']} with evaluations) | {ours['test_loss_of_kept_model']:.4f} |",
              f"\nOurs is {speedup:.1f}x sooner ({out['speedup_elapsed']}x counting our evaluations); {args.threads} torch threads "
              f"each; matmul GFLOP/s before makemore.py, before ours, after: {', '.join(map(str, gflops))}."]
-    RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    results.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

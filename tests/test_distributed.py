@@ -22,10 +22,10 @@ from makemore.trainer import check_batch
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="this PyTorch has no torch.distributed with the gloo backend")
 
-# a tiny lstm without dropout (each rank draws its own masks, so only a dropout-free run can match
-# one process exactly); 15 items a batch: rank 0 trains on 7 rows, rank 1 on 8, unevenly in
+# a tiny lstm without dropout or weight drop (each rank draws its own masks, so only a run without
+# them can match one process exactly); 15 items a batch: rank 0 trains on 7 rows, rank 1 on 8, unevenly in
 # characters too; the weight average on, to check it averages the unwrapped model's weights
-OPTIONS = {"model": "lstm", "n_embd": 8, "n_hidden": 16, "dropout": 0.0, "ema": 0.9, "batch_size": 15,
+OPTIONS = {"model": "lstm", "n_embd": 8, "n_hidden": 16, "dropout": 0.0, "weight_drop": 0.0, "ema": 0.9, "batch_size": 15,
            "lr_schedule": "constant", "eval_interval": 5, "seed": 3}
 
 

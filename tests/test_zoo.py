@@ -20,7 +20,7 @@ VOCAB = Vocabulary.from_items(ITEMS)
 DATA = pack(VOCAB, ITEMS)
 SMALL = pack(VOCAB, ITEMS[:8])
 MAX_LEN = max(len(item) for item in ITEMS)
-TINY = {"n_embd": 16, "n_hidden": 32, "n_layer": 2, "n_head": 2, "dropout": 0.0}
+TINY = {"n_embd": 16, "n_hidden": 32, "n_layer": 2, "n_head": 2, "dropout": 0.0, "weight_drop": 0.0}
 RECURRENT = [name for name, spec in REGISTRY.items() if issubclass(spec.cls, Recurrent)]
 
 
