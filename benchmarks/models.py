@@ -92,7 +92,8 @@ def bench(name: str, data: Path, time_budget: float | None, workdir: Path) -> di
         "steps": result.steps,
         "train_seconds": round(result.seconds, 1),
         "time_budget": time_budget,
-        "torch_threads": torch.get_num_threads(),
+        # the threads training used (summary.json): the trainer restores the process's own afterwards
+        "torch_threads": json.loads((result.run_dir / "summary.json").read_text())["threads"],
         "machine_gflops": gflops,
         **{f"{s}_nll": round(r.nll, 4) for s, r in result.final.items()},
         "sample_items_per_sec": round(sampling),
