@@ -13,6 +13,7 @@ communication, so a one-process run trains exactly as before.
 
 from __future__ import annotations
 
+import gc
 import os
 from contextlib import contextmanager
 
@@ -151,8 +152,11 @@ def ranks_of(device: torch.device):
     dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
     try:
         yield Ranks(device, rank, world)
-        # every rank done with its last exchange before any tears the group down: a rank that
-        # left while another's gloo thread still talked to it was seen to abort that one
+        # the trainer's DistributedDataParallel wrapper holds the group and sits in reference
+        # cycles: freed only by a later collection, perhaps at interpreter exit, its gloo threads
+        # were seen to abort the rank ("terminate called without an active exception"). Free it
+        # now, while the group is whole; then every rank meets before any tears the group down.
+        gc.collect()
         dist.barrier()
     finally:
         dist.destroy_process_group()
