@@ -27,7 +27,9 @@ import makemore
 from makemore.models import REGISTRY
 
 HERE = Path(__file__).resolve().parent
-NAMES = HERE.parents[1] / "shared" / "data" / "names.txt"
+SHARED = HERE.parents[1] / "shared"
+NAMES = SHARED / "data" / "names.txt"
+MAKEMORE_PY = SHARED / "anchors" / "makemore" / "makemore.py"  # makemore.py (MIT): run only in processes of its own
 RESULTS = HERE / "results" / "models.json"
 README = HERE.parent / "README.md"
 START, END = "<!-- models.md: start -->", "<!-- models.md: end -->"

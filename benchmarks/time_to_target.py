@@ -10,8 +10,8 @@ makemore.py's best checkpoint scores, on one machine, one after the other.
    a file, so that our test split is data it never saw. It keeps the checkpoint that scores best
    on its own small test set (1,000 of those items, evaluated every 500 steps); each printed line
    is timestamped as it arrives, so its seconds to that checkpoint are wall-clock seconds from
-   its first step's line (its imports and data loading left out), its evaluations and samples in (they are small: 10 batches of 100, 10 samples). Its best
-   checkpoint is then scored on our test split by a second process that imports makemore.py
+   its first step's line (its imports and data loading left out), its evaluations and samples in
+   (they are small: 10 batches of 100, 10 samples). Its best checkpoint is then scored on our test split by a second process that imports makemore.py
    (the whole split, mean NLL per predicted character, end boundary included): that is the target.
 2. Our default (lstm, its registry settings, nothing changed but --eval-interval 100 so the
    crossing is seen closely) trains until its val NLL is at or below the target, then is
@@ -38,13 +38,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from models import NAMES, machine_gflops  # noqa: E402
+from models import MAKEMORE_PY, NAMES, machine_gflops  # noqa: E402
 
 import makemore  # noqa: E402
 from makemore.data import Dataset  # noqa: E402
 
-SHARED = HERE.parents[1] / "shared"
-REFERENCE = SHARED / "anchors" / "makemore" / "makemore.py"
 RESULTS = HERE / "results" / "time_to_target.json"
 EVAL = re.compile(r"^step (\d+) train loss: ([\d.]+) test loss: ([\d.]+)")
 BEST = re.compile(r"^test loss [\d.]+ is the best so far")
@@ -81,7 +79,7 @@ print(total / count)
 def run_reference(steps: int, env: dict, workdir: Path, trainval: Path) -> dict:
     """Train makemore.py, timestamping its lines; its evaluations and the seconds to its best."""
     start = None
-    proc = subprocess.Popen([sys.executable, "-u", str(REFERENCE), "-i", str(trainval), "-o", str(workdir / "ref"),
+    proc = subprocess.Popen([sys.executable, "-u", str(MAKEMORE_PY), "-i", str(trainval), "-o", str(workdir / "ref"),
                              "--max-steps", str(steps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=workdir)
     evals, best = [], None
@@ -100,7 +98,7 @@ def run_reference(steps: int, env: dict, workdir: Path, trainval: Path) -> dict:
 
 
 def score_reference(workdir: Path, trainval: Path, test: Path, env: dict) -> float:
-    code = SCORE.format(anchor=str(REFERENCE.parent), trainval=str(trainval), test=str(test),
+    code = SCORE.format(anchor=str(MAKEMORE_PY.parent), trainval=str(trainval), test=str(test),
                         checkpoint=str(workdir / "ref" / "model.pt"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=workdir)
     if proc.returncode != 0:
@@ -148,11 +146,12 @@ def main() -> None:
         trainval, test = tmp / "trainval.txt", tmp / "test.txt"
         trainval.write_text("\n".join(data.splits["train"] + data.splits["val"]) + "\n", encoding="utf-8")
         test.write_text("\n".join(data.splits["test"]) + "\n", encoding="utf-8")
-        gflops = [machine_gflops()]
-        if args.reuse_reference:  # its run and target as the last full run of this script recorded them
-            ref = json.loads(RESULTS.read_text())["reference"]
-            target, gflops = ref["test_loss_on_our_split"], [json.loads(RESULTS.read_text())["gflops_before_reference_ours_after"][0]]
+        if args.reuse_reference:  # its run, target and machine speed as the last full run of this script recorded them
+            recorded = json.loads(RESULTS.read_text())
+            ref, gflops = recorded["reference"], recorded["gflops_before_reference_ours_after"][:1]
+            target = ref["test_loss_on_our_split"]
         else:
+            gflops = [machine_gflops()]
             ref = run_reference(args.reference_steps, env, tmp, trainval)
             ref["test_loss_on_our_split"] = target = score_reference(tmp, trainval, test, env)
         print(f"makemore.py: best at step {ref['best']['step']}, {ref['best']['seconds']} s; our test split: {target:.4f}", flush=True)

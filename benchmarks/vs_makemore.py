@@ -37,12 +37,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from models import NAMES, machine_gflops, seconds_per_step  # noqa: E402
+from models import MAKEMORE_PY, NAMES, machine_gflops, seconds_per_step  # noqa: E402
 
 from makemore.data import Dataset  # noqa: E402
 
-SHARED = HERE.parents[1] / "shared"
-REFERENCE = SHARED / "anchors" / "makemore" / "makemore.py"
 RESULTS = HERE / "results" / "vs_makemore.json"
 STEP = re.compile(r"^step (\d+) \| loss [\d.]+ \| step time ([\d.]+)ms")
 WARMUP = 20  # the reference's steps left out
@@ -60,7 +58,7 @@ BATCH = {"same": 32, "same-compiled": 32, "transformer": 128, "default": 32, "re
 
 def reference(steps: int, env: dict, workdir: Path) -> float:
     """Median seconds per step of makemore.py after its warm-up."""
-    proc = subprocess.run([sys.executable, str(REFERENCE), "-i", str(NAMES), "-o", str(workdir / "ref"), "--max-steps", str(steps)],
+    proc = subprocess.run([sys.executable, str(MAKEMORE_PY), "-i", str(NAMES), "-o", str(workdir / "ref"), "--max-steps", str(steps)],
                           capture_output=True, text=True, env=env, cwd=workdir)
     times = [float(m[2]) / 1000 for line in proc.stdout.splitlines() if (m := STEP.match(line)) and int(m[1]) >= WARMUP]
     if proc.returncode != 0 or not times:

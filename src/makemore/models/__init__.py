@@ -71,8 +71,9 @@ REGISTRY: dict[str, ModelSpec] = {
         LSTM,
         "long short-term memory: a gated memory cell carried from character to character",
         "Hochreiter & Schmidhuber 1997, forget gate of Gers et al. 2000, no peepholes",
-        # two layers with DropConnect on the recurrent weights: test 1.8975 in 16K steps (1 thread, issue 13's
-        # trials); one layer of 384 with dropout alone stayed at ~1.91, two layers without weight drop at ~1.90
+        # two layers with DropConnect on the recurrent weights: test 1.8991 in these 16K steps
+        # (benchmarks/results/models.md); one layer of 384 with dropout alone stayed at ~1.91, two
+        # layers without weight drop at ~1.90 (issue 13's trials)
         ModelConfig(n_embd=64, n_hidden=384, n_layer=2, dropout=0.35, weight_drop=0.3),
         TrainConfig(max_steps=16_000, batch_size=32, optimizer="adamw", lr=3e-3, lr_schedule="cosine", weight_decay=0.1,
          ema=0.9995),

@@ -87,23 +87,29 @@ class Recurrent(CharModel):
         """The fused module's weights as this batch uses them: in training with --weight-drop, each
         hidden-to-hidden matrix with a random share of its entries zeroed, the same for every time
         step of the batch (DropConnect, as AWD-LSTM: Merity et al. 2017); else as they are."""
+        weights = dict(self.rnn.named_parameters())
+        if not self.weight_dropping:
+            return weights
         p = self.config.weight_drop
         # a uniform draw compared with p: on the CPU three times as fast as F.dropout's Bernoulli draw,
         # which cost a 2-layer lstm a third of its step
         return {k: w * ((torch.rand_like(w) >= p) * (1 / (1 - p))) if k.startswith("weight_hh") else w
-                for k, w in self.rnn.named_parameters()}
+                for k, w in weights.items()}
+
+    @property
+    def weight_dropping(self) -> bool:
+        return self.training and self.config.weight_drop > 0
 
     def run(self, x, state):
         """(B, T, n_embd) inputs and the state before them -> (B, T, n_hidden) outputs, state after."""
-        dropping = self.training and self.config.weight_drop > 0  # recurrent_weights is called only then
         if self.fused:
             hx = state if len(state) == 2 else state[0]
-            if dropping:  # the fused module run with the dropped weights in place of its own
+            if self.weight_dropping:  # the fused module run with the dropped weights in place of its own
                 out, hx = torch.func.functional_call(self.rnn, self.recurrent_weights(), (x, hx))
             else:
                 out, hx = self.rnn(x, hx)
             return out, hx if isinstance(hx, tuple) else (hx,)
-        weights = self.recurrent_weights() if dropping else dict(self.rnn.named_parameters())
+        weights = self.recurrent_weights()
         outs = []
         for t in range(x.shape[1]):
             h, layer_states = x[:, t], []
