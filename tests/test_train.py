@@ -280,3 +280,19 @@ def test_a_bigram_without_smoothing_has_infinite_val_nll_and_that_is_a_result():
     r = EvalResult.from_total("val", 1e6, 10, 2)
     assert r.nll == 1e5 and r.perplexity == float("inf")
     assert math.isnan(EvalResult.from_total("val", float("nan"), 10, 2).perplexity)
+
+
+def test_dropout_from_trains_its_first_steps_exactly_as_without_dropout_and_resumes_across_the_switch(small_data, tmp_path):
+    options = {"model": "lstm", "n_embd": 8, "n_hidden": 16, "n_layer": 2, "max_steps": 40, "eval_interval": 10, "ema": 0.0,
+               "lr_schedule": "constant"}  # constant: the resumed run first trains to 10 steps of 40
+    dropping = {"dropout": 0.3, "weight_drop": 0.3}
+    val = lambda r: [json.loads(line)["val_loss"] for line in (r.run_dir / METRICS).read_text().splitlines()]  # noqa: E731
+    never = val(train_small(small_data, tmp_path / "never", dropout=0.0, weight_drop=0.0, **options))
+    late = train_small(small_data, tmp_path / "late", dropout_from=20, **dropping, **options)
+    always = val(train_small(small_data, tmp_path / "always", **dropping, **options))
+    assert val(late)[:2] == never[:2]  # steps 0-19 trained as if the model had no dropout
+    assert val(late)[2] != never[2] and val(late)[2] != always[2]  # then with it, from other weights
+    train_small(small_data, tmp_path / "resumed", dropout_from=20, **dropping, **{**options, "max_steps": 10})
+    resumed = makemore.resume(tmp_path / "resumed", max_steps=40, **QUIET)
+    s, r = load_file(late.run_dir / STATE), load_file(resumed.run_dir / STATE)
+    assert all(torch.equal(s[k], r[k]) for k in s) and val(resumed) == val(late)

@@ -259,3 +259,41 @@ def test_weight_drop_is_one_mask_per_batch_on_the_recurrent_weights_in_training_
     dropped = (grad_a == 0).float().mean().item()  # a dropped entry gets no gradient through the matrix
     assert 0.4 < dropped < 0.6
     assert (model.rnn.weight_ih_l0.grad == 0).float().mean().item() < 0.05  # the input weights are whole
+
+
+DROPPING = [name for name, spec in REGISTRY.items() if "dropout" in spec.cls.options]
+
+
+@pytest.mark.parametrize("name", DROPPING)
+def test_training_without_dropout_draws_no_masks_and_stays_so_across_train_and_eval(name):
+    """--dropout-from's first steps: in training mode (BatchNorm still on batch statistics), no
+    dropout, nn.LSTM's between layers and weight drop included, until it is switched back on."""
+    config = ModelConfig.from_dict({**REGISTRY[name].config.to_dict(), **TINY, "dropout": 0.5,
+                                    "vocab_size": len(VOCAB), "max_len": MAX_LEN}
+                                   | ({"weight_drop": 0.5} if "weight_drop" in REGISTRY[name].cls.options else {}))
+    torch.manual_seed(0)
+    model = build(name, config)
+
+    def twice():
+        outs = []
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            outs.append(model(DATA.x, real=DATA.y != IGNORE))
+        return outs
+
+    model.train()
+    a, b = twice()
+    assert not torch.allclose(a, b)  # dropout on: each forward draws its own masks
+    model.set_dropout(False)
+    model.eval()
+    model.train()  # as the trainer does after each evaluation: dropout stays off
+    assert model.training and not model.dropping
+    a, b = twice()
+    assert torch.equal(a, b)
+    if name != "wavenet":  # no batch statistics: training without dropout is evaluation's forward
+        with torch.no_grad():
+            torch.testing.assert_close(a, model.eval()(DATA.x), atol=1e-6, rtol=1e-6)
+        model.train()
+    model.set_dropout(True)
+    a, b = twice()
+    assert not torch.allclose(a, b)

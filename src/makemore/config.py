@@ -196,6 +196,9 @@ class TrainConfig(Config):
     lr_schedule: str = option("constant", "step: lr/10 from half way; cosine: down to lr/10", choices=SCHEDULES)
     weight_decay: float = option(0.01, "AdamW weight decay", low=0.0)
     warmup_steps: int = option(0, "linear learning-rate warm-up steps", low=0, high=10**9)
+    dropout_from: int = option(0, "train the first N steps without dropout or weight drop, then with them ('late "
+                                  "dropout', Liu et al. 2023): quicker early progress, regularised later; 0: from the start",
+                               low=0, high=10**9)
     ema: float = option(0.0, "keep a moving average of the weights with this decay (e.g. 0.999) and evaluate and save it; "
                              "0: off", low=0.0, high=0.999999999)
     eval_interval: int | None = option(None, "steps between exact evaluations and checkpoints (default: about 20 per run)",

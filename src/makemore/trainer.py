@@ -389,6 +389,8 @@ class Trainer:
                 if self.stop_here():
                     break
                 lr = self.schedule()
+                if model.dropping != (state.step >= tc.dropout_from):
+                    model.set_dropout(state.step >= tc.dropout_from)
                 batch, share, batch_chars = self.next_batch()
                 with self.watch(lr):
                     loss = self.update(batch, share)

@@ -29,6 +29,21 @@ class CharModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        self.dropping = True  # whether training drops (set_dropout); evaluation never does
+
+    def set_dropout(self, on: bool) -> None:
+        """Train with or without dropout (every nn.Dropout, and whatever else a model drops: the
+        recurrent models' dropout between layers and weight drop), the rest of training mode
+        (BatchNorm's batch statistics) unchanged: --dropout-from trains its first steps without."""
+        self.dropping = on
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.training = mode and self.dropping
+        return self
 
     def forward(self, idx: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) token ids -> (B, T, V) logits. `real` (B, T) marks the real (non-padding)

@@ -98,7 +98,14 @@ class Recurrent(CharModel):
 
     @property
     def weight_dropping(self) -> bool:
-        return self.training and self.config.weight_drop > 0
+        return self.training and self.dropping and self.config.weight_drop > 0
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        # nn.LSTM drops between its layers when its own `dropout` is set and it is training; its
+        # training mode stays as the model's (on CUDA, cuDNN keeps what backward needs only then)
+        self.rnn.dropout = self.config.dropout if self.config.n_layer > 1 and self.dropping else 0.0
+        return self
 
     def run(self, x, state):
         """(B, T, n_embd) inputs and the state before them -> (B, T, n_hidden) outputs, state after."""
