@@ -71,12 +71,12 @@ REGISTRY: dict[str, ModelSpec] = {
         LSTM,
         "long short-term memory: a gated memory cell carried from character to character",
         "Hochreiter & Schmidhuber 1997, forget gate of Gers et al. 2000, no peepholes",
-        # two layers with DropConnect on the recurrent weights: test 1.8991 in these 16K steps
+        # two layers with DropConnect on the recurrent weights: test 1.8989 in these 16K steps
         # (benchmarks/results/models.md); one layer of 384 with dropout alone stayed at ~1.91, two
         # layers without weight drop at ~1.90 (issue 13's trials). Its first 3,000 steps go without
-        # dropout ("late dropout"): it passes makemore.py's best (2.005) in ~1,100 steps instead of
-        # 1,900, at two thirds of the cost a step, and ends no worse (test 1.8989 against 1.8991,
-        # one thread; 2,000 steps without: 1.9000)
+        # dropout ("late dropout"): it passes makemore.py's best (2.005) in 1,100 steps instead of
+        # 1,900 (benchmarks/results/time_to_target.md), at two thirds of the cost a step, and ends
+        # no worse (dropping from the first step: 1.8991; from step 2,000: 1.9000, a trial)
         ModelConfig(n_embd=64, n_hidden=384, n_layer=2, dropout=0.35, weight_drop=0.3),
         TrainConfig(max_steps=16_000, batch_size=32, optimizer="adamw", lr=3e-3, lr_schedule="cosine", weight_decay=0.1,
          ema=0.9995, dropout_from=3_000),
