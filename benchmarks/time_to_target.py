@@ -161,8 +161,9 @@ def main() -> None:
     reached = ours["reached"]
     speedup = ref["best"]["seconds"] / reached["train_seconds"]
     command = f"python benchmarks/time_to_target.py --reference-steps {args.reference_steps} --threads {args.threads}"
-    if args.flags:
-        command += f" --label {args.label} --flags \"{args.flags}\"" + (" --reuse-reference" if args.reuse_reference else "")
+    command += f" --label {args.label}" if args.label else ""
+    command += f" --flags \"{args.flags}\"" if args.flags else ""
+    command += " --reuse-reference" if args.reuse_reference else ""
     out = {"command": command, "flags": args.flags,
            "threads": args.threads, "gflops_before_reference_ours_after": gflops, "target": round(target, 4),
            "reference": ref, "ours": ours, "speedup_train_seconds": round(speedup, 2),
@@ -172,7 +173,7 @@ def main() -> None:
     lines = ["| run | reaches | at step | seconds | test NLL (our split) |", "|---|---|---:|---:|---:|",
              f"| makemore.py (its defaults, trained on our train+val) | its best checkpoint | {ref['best']['step']:,} | "
              f"{ref['best']['seconds']} (wall) | {target:.4f} |",
-             f"| ours: default (lstm), --eval-interval 100 {args.flags} | val <= {target:.4f} | {reached['step']:,} | "
+             f"| ours: default (lstm), {' '.join(['--eval-interval 100', *args.flags.split()])} | val <= {target:.4f} | {reached['step']:,} | "
              f"{reached['train_seconds']} (training; {reached['elapsed']} with evaluations) | {ours['test_loss_of_kept_model']:.4f} |",
              f"\nOurs is {speedup:.1f}x sooner ({out['speedup_elapsed']}x counting our evaluations); {args.threads} torch threads "
              f"each; matmul GFLOP/s before makemore.py, before ours, after: {', '.join(map(str, gflops))}."]

@@ -47,11 +47,11 @@ RESULTS = HERE / "results" / "vs_makemore.json"
 STEP = re.compile(r"^step (\d+) \| loss [\d.]+ \| step time ([\d.]+)ms")
 WARMUP = 20  # the reference's steps left out
 OUR_WARMUP = 50  # ours: --steps must be a multiple
+SAME = ["--model", "transformer", "--batch-size", "32", "--lr", "5e-4", "--weight-decay", "0.01", "--lr-schedule",
+        "constant", "--warmup-steps", "0", "--dropout", "0", "--ema", "0"]
 OURS = {
-    "same": ["--model", "transformer", "--batch-size", "32", "--lr", "5e-4", "--weight-decay", "0.01", "--lr-schedule",
-             "constant", "--warmup-steps", "0", "--dropout", "0", "--ema", "0"],
-    "same-compiled": ["--model", "transformer", "--batch-size", "32", "--lr", "5e-4", "--weight-decay", "0.01", "--lr-schedule",
-                      "constant", "--warmup-steps", "0", "--dropout", "0", "--ema", "0", "--compile"],
+    "same": SAME,
+    "same-compiled": [*SAME, "--compile"],
     "transformer": ["--model", "transformer"],
     "default": ["--dropout-from", "0"],  # its steps once dropout is on (its first 3,000 go without, faster)
 }

@@ -389,8 +389,9 @@ class Trainer:
                 if self.stop_here():
                     break
                 lr = self.schedule()
-                if model.dropping != (state.step >= tc.dropout_from):
-                    model.set_dropout(state.step >= tc.dropout_from)
+                dropping = state.step >= tc.dropout_from  # --dropout-from: none before that step
+                if model.dropping != dropping:
+                    model.set_dropout(dropping)
                 batch, share, batch_chars = self.next_batch()
                 with self.watch(lr):
                     loss = self.update(batch, share)
