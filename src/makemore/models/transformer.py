@@ -110,15 +110,15 @@ class Transformer(CharModel):
         return self.lm_head(self.ln_f(x))
 
     def forward_rows(self, rows):
-        """Logits for items packed two to a row (data.pack_rows): each token sees only the earlier tokens of
-        its own item, at its position within that item, so it gets exactly the logits it would
-        get alone in `forward`, with no padding computed."""
+        """Logits for items packed several to a row (data.pack_rows): each token sees only the earlier
+        tokens of its own item, at its position within that item, so it gets exactly the logits it
+        would get alone in `forward`, with little padding computed."""
         W = rows.x.shape[1]
         causal = torch.ones(W, W, dtype=torch.bool, device=rows.x.device).tril()
         same_item = rows.segment[:, :, None] == rows.segment[:, None, :]
         return self.decode(rows.x, rows.pos, attn_mask=(same_item & causal)[:, None])
 
-    # trained on two items per row, kept apart by the attention mask: the same loss as one
+    # trained on several items per row, kept apart by the attention mask: the same loss as one
     # padded row per item, with far less padding computed
     def batches(self, train: Packed, batch_size, generator, device):
         return RowBatches(train, batch_size, generator, device)
