@@ -62,7 +62,7 @@ class Recurrent(CharModel):
         self.wte = nn.Embedding(c.vocab_size, c.n_embd)
         # dropout on the non-recurrent connections only, as Zaremba et al. 2014: the inputs,
         # between layers (nn.RNN's own `dropout`) and the outputs
-        self.rnn = self.fused_cls(c.n_embd, c.n_hidden, num_layers=c.n_layer, dropout=c.dropout if c.n_layer > 1 else 0.0, batch_first=True)
+        self.rnn = self.fused_cls(c.n_embd, c.n_hidden, num_layers=c.n_layer, dropout=self.between_layers, batch_first=True)
         self.drop = nn.Dropout(c.dropout)
         self.lm_head = nn.Linear(c.n_hidden, c.vocab_size)
         with torch.no_grad():
@@ -100,11 +100,16 @@ class Recurrent(CharModel):
     def weight_dropping(self) -> bool:
         return self.training and self.dropping and self.config.weight_drop > 0
 
+    @property
+    def between_layers(self) -> float:
+        """The dropout between layers: none with one layer, or while training goes without dropout."""
+        return self.config.dropout if self.config.n_layer > 1 and self.dropping else 0.0
+
     def train(self, mode: bool = True):
         super().train(mode)
         # nn.LSTM drops between its layers when its own `dropout` is set and it is training; its
         # training mode stays as the model's (on CUDA, cuDNN keeps what backward needs only then)
-        self.rnn.dropout = self.config.dropout if self.config.n_layer > 1 and self.dropping else 0.0
+        self.rnn.dropout = self.between_layers
         return self
 
     def run(self, x, state):
