@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -38,10 +37,7 @@ def table(rows: dict) -> str:
     lines = ["| model | ms/step, 1 thread | ms/step, 2 threads | 2 threads' speed-up | GFLOP/s | runs |",
              "|---|---:|---:|---:|---:|---|"]
     for m, r in rows.items():
-        pairs, steps = r.get("pairs"), r.get("steps")
-        if pairs is None:  # a row from an older file: how its one command ran every model
-            pairs, steps = (int(re.search(rf"--{k} (\d+)", r["command"])[1]) for k in ("pairs", "steps"))
-        runs = f"{pairs} x {steps} steps" + (f", {r['date']}" if "date" in r else "")
+        runs = f"{r['pairs']} x {r['steps']} steps, {r['date']}"
         lines.append(f"| {m} | {r['ms_per_step_1']} | {r['ms_per_step_2']} | {r['speedup_2_over_1']}x | {r['gflops']} | {runs} |")
     lines.append("\nmedians of alternating 1- and 2-thread runs (runs: pairs x steps), registry defaults with dropout from "
                  "the first step; GFLOP/s: the machine's float32 matmul speed before each model (this process's default threads)")
@@ -56,9 +52,7 @@ def main() -> None:
     args = p.parse_args()
     rows = {}
     if RESULTS.exists():  # keep the rows of models not measured now, each with how it was measured
-        before = json.loads(RESULTS.read_text())
-        for model, row in before["rows"].items():
-            rows[model] = {"command": before.get("command"), **row}  # older files: one command for all rows
+        rows.update(json.loads(RESULTS.read_text())["rows"])
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             gflops = machine_gflops()
