@@ -75,7 +75,7 @@ REGISTRY: dict[str, ModelSpec] = {
         # (benchmarks/results/models.md); one layer of 384 with dropout alone stayed at ~1.91, two
         # layers without weight drop at ~1.90 (issue 13's trials). Its first 3,000 steps go without
         # dropout ("late dropout"): it passes makemore.py's best (2.005) in 1,100 steps instead of
-        # 1,900 (benchmarks/results/time_to_target.md), at two thirds of the cost a step, and ends
+        # 1,900 (benchmarks/results/time_to_target.md), those steps costing less (no masks drawn), and ends
         # no worse (dropping from the first step: 1.8991; from step 2,000: 1.9000, a trial)
         ModelConfig(n_embd=64, n_hidden=384, n_layer=2, dropout=0.35, weight_drop=0.3),
         TrainConfig(max_steps=16_000, batch_size=32, optimizer="adamw", lr=3e-3, lr_schedule="cosine", weight_decay=0.1,
