@@ -11,7 +11,7 @@ import torch
 import makemore
 from makemore.data import BOUNDARY, IGNORE, Dataset, Vocabulary, pack, split_labels
 from makemore.errors import DataError, MakemoreError
-from makemore.models import REGISTRY, ModelConfig, build
+from makemore.models import REGISTRY, ModelConfig, build, model_options
 
 QUIET = {"quiet": True, "log": lambda msg: None}
 
@@ -128,7 +128,7 @@ def test_every_model_learns_p_item_given_label_with_no_special_case(name, tmp_pa
     data = Dataset.load(str(labelled_file(tmp_path, n_a=20, n_b=20)))
     torch.manual_seed(0)
     tiny = {"n_embd": 16, "n_hidden": 32, "n_layer": 1, "n_head": 2, "dropout": 0.0, "smoothing": 0.01, "l2": 0.0}
-    options = {k: v for k, v in tiny.items() if k in REGISTRY[name].cls.options}
+    options = {k: v for k, v in tiny.items() if k in model_options(name)}
     model = build(name, ModelConfig.from_dict({**REGISTRY[name].config.to_dict(), **options, "vocab_size": len(data.vocab),
                                                "max_len": data.max_len}))
     train = data.packed("train")

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from makemore.data import IGNORE, Vocabulary, pack, pack_rows, windows
 from makemore.evaluate import item_nll
-from makemore.models import REGISTRY, CharModel, ModelConfig, build
+from makemore.models import REGISTRY, CharModel, ModelConfig, build, model_options
 from makemore.models.rnn import Recurrent
 
 ITEMS = ["emma", "olivia", "ava", "isabella", "sophia", "charlotte", "mia", "amelia", "harper", "evelyn", "abigail", "emily"]
@@ -261,7 +261,7 @@ def test_weight_drop_is_one_mask_per_batch_on_the_recurrent_weights_in_training_
     assert (model.rnn.weight_ih_l0.grad == 0).float().mean().item() < 0.05  # the input weights are whole
 
 
-DROPPING = [name for name, spec in REGISTRY.items() if "dropout" in spec.cls.options]
+DROPPING = [name for name, spec in REGISTRY.items() if "dropout" in model_options(name)]
 
 
 @pytest.mark.parametrize("name", DROPPING)
@@ -270,7 +270,7 @@ def test_training_without_dropout_draws_no_masks_and_stays_so_across_train_and_e
     dropout, nn.LSTM's between layers and weight drop included, until it is switched back on."""
     config = ModelConfig.from_dict({**REGISTRY[name].config.to_dict(), **TINY, "dropout": 0.5,
                                     "vocab_size": len(VOCAB), "max_len": MAX_LEN}
-                                   | ({"weight_drop": 0.5} if "weight_drop" in REGISTRY[name].cls.options else {}))
+                                   | ({"weight_drop": 0.5} if "weight_drop" in model_options(name) else {}))
     torch.manual_seed(0)
     model = build(name, config)
 

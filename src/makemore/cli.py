@@ -35,7 +35,7 @@ class Parser(argparse.ArgumentParser):
 def add_options(p: argparse.ArgumentParser, options: dict) -> None:
     """A flag per declared option (config.py); unset flags stay None, so the model's defaults apply."""
     for name, opt in options.items():
-        text = opt.spec.help + default_shown(name, opt.default)
+        text = opt.spec.help + applies_shown(name) + default_shown(name, opt.default)
         flags = [opt.spec.short] if opt.spec.short else [flag(name)]
         if opt.kind is bool:
             p.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=text)
@@ -44,6 +44,16 @@ def add_options(p: argparse.ArgumentParser, options: dict) -> None:
         else:
             metavar = opt.spec.metavar or {int: "N", float: "F", str: "TEXT"}[opt.kind]
             p.add_argument(*flags, dest=name, type=opt.kind, default=None, metavar=metavar, help=text)
+
+
+def applies_shown(name: str) -> str:
+    """' (mlp, wavenet)': the models or runs an option applies to, where it does not apply to all."""
+    if name not in (*TRAIN_OPTIONS, *MODEL_OPTIONS):
+        return ""
+    from .models import applies_to
+
+    where = applies_to(name)
+    return "" if where == "every model" else f" ({where})"
 
 
 def default_shown(name: str, default) -> str:
@@ -324,10 +334,12 @@ def cmd_serve(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import REGISTRY, default_params
+    from .models import REGISTRY, default_params, model_options, why_not
 
+    # "train": the training options that apply to the model run with its defaults (models.why_not)
     rows = [{"name": name, "description": spec.description, "reference": spec.reference, "params": default_params(name),
-             "options": {k: getattr(spec.config, k) for k in spec.cls.options}, "train": spec.train.to_dict()}
+             "options": {k: getattr(spec.config, k) for k in model_options(name)},
+             "train": {k: v for k, v in spec.train.to_dict().items() if not why_not(k, name, spec.config, spec.train)}}
             for name, spec in REGISTRY.items()]
     if args.json:
         print(json.dumps(rows))

@@ -36,6 +36,23 @@ class Spec:
     resumable: bool = False  # `resume` may change it
     short: str | None = None  # a one-letter flag beside the long one, e.g. -n
     metavar: str | None = None  # what the flag's value is called in --help, when not N, F or TEXT
+    # Which models the option applies to: the one fact that a refusal, `makemore models` and --help
+    # read (models.why_not). `models`: the model options' readers, by name (None: every model).
+    # `needs`: the training options' conditions on the model and the rest of the run, from NEEDS.
+    models: tuple[str, ...] | None = None
+    needs: tuple[str, ...] = ()
+
+
+# The conditions a training option may need (Spec.needs), as --help and `makemore models` word them;
+# models.why_not checks them and words each refusal.
+NEEDS = {
+    "steps": "models trained by gradient steps",
+    "dropout": "runs that drop (--dropout or --weight-drop above 0)",
+    "adamw": "runs with --optimizer adamw",
+    "diagnostics": "runs with --diagnostics",
+}
+RECURRENT = ("rnn", "lstm", "gru")
+NEURAL = ("mlp", "wavenet", "bow", *RECURRENT, "transformer")  # models with embeddings and hidden layers
 
 
 def option(default, help: str, **spec) -> typing.Any:
@@ -159,26 +176,26 @@ def unknown_option(name: str, known) -> MakemoreError:
 
 @dataclass(frozen=True)
 class ModelConfig(Config):
-    """Every hyperparameter a model may read; each model names the ones it uses in `options`.
+    """Every hyperparameter a model may read; each option names the models that read it (`models`).
     vocab_size and max_len come from the data, not from the user."""
 
     vocab_size: int = 27
     max_len: int = 32  # longest item in the data: bounds sequence length (position tables, sampling)
-    block_size: int = option(3, "characters of context (mlp, wavenet)", low=1, high=1024)
-    n_embd: int = option(10, "embedding width", low=1, high=8192)
-    n_hidden: int = option(200, "hidden width", low=1, high=16384)
-    n_layer: int = option(2, "number of layers", low=1, high=64)
-    n_head: int = option(4, "attention heads (transformer)", low=1, high=256)
-    dropout: float = option(0.0, "dropout probability", low=0.0, high=0.99)
-    weight_drop: float = option(0.0, "DropConnect on the hidden-to-hidden weights, one mask per batch (rnn, lstm, gru)",
+    block_size: int = option(3, "characters of context", models=("mlp", "wavenet"), low=1, high=1024)
+    n_embd: int = option(10, "embedding width", models=NEURAL, low=1, high=8192)
+    n_hidden: int = option(200, "hidden width", models=("mlp", "wavenet", "bow", *RECURRENT), low=1, high=16384)
+    n_layer: int = option(2, "number of layers", models=(*RECURRENT, "transformer"), low=1, high=64)
+    n_head: int = option(4, "attention heads", models=("transformer",), low=1, high=256)
+    dropout: float = option(0.0, "dropout probability", models=("wavenet", *RECURRENT, "transformer"), low=0.0, high=0.99)
+    weight_drop: float = option(0.0, "DropConnect on the hidden-to-hidden weights, one mask per batch", models=RECURRENT,
                                 low=0.0, high=0.99)
-    batchnorm: bool = option(False, "BatchNorm before the tanh (mlp)")
-    kaiming: bool = option(True, "Kaiming init with the tanh gain (mlp)")
-    output_scale: float = option(0.01, "scale of the output layer at init (mlp)", low=0.0, high=100.0)
-    smoothing: float = option(1.0, "add-k smoothing of the counts (bigram)", low=0.0, high=1e9)
-    l2: float = option(0.0, "L2 penalty on the weight table (bigram-nn)", low=0.0, high=1e9)
-    fused: bool = option(True, "PyTorch's fused recurrent kernel (rnn, lstm, gru); --no-fused runs the readable "
-                               "cells, slower, whose nonlinearities --diagnostics can see")
+    batchnorm: bool = option(False, "BatchNorm before the tanh", models=("mlp",))
+    kaiming: bool = option(True, "Kaiming init with the tanh gain", models=("mlp",))
+    output_scale: float = option(0.01, "scale of the output layer at init", models=("mlp",), low=0.0, high=100.0)
+    smoothing: float = option(1.0, "add-k smoothing of the counts", models=("bigram",), low=0.0, high=1e9)
+    l2: float = option(0.0, "L2 penalty on the weight table", models=("bigram-nn",), low=0.0, high=1e9)
+    fused: bool = option(True, "PyTorch's fused recurrent kernel; --no-fused runs the readable cells, slower, whose "
+                               "nonlinearities --diagnostics can see", models=RECURRENT)
 
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -188,27 +205,30 @@ DTYPES = ("float32", "bf16", "fp16")
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
-    max_steps: int = option(10_000, "optimisation steps (default: the model's)", low=0, high=10**9, resumable=True)
+    max_steps: int = option(10_000, "optimisation steps (default: the model's)", needs=("steps",), low=0, high=10**9, resumable=True)
     time_budget: float | None = option(None, "stop after this many seconds of training", low=0.0, above=True, resumable=True)
-    batch_size: int = option(32, "items per batch (characters for mlp)", low=1, high=2**20)
-    optimizer: str = option("adamw", "optimiser", choices=OPTIMIZERS)
-    lr: float = option(1e-3, "learning rate", low=0.0, above=True)
-    lr_schedule: str = option("constant", "step: lr/10 from half way; cosine: down to lr/10", choices=SCHEDULES)
-    weight_decay: float = option(0.01, "AdamW weight decay", low=0.0)
-    warmup_steps: int = option(0, "linear learning-rate warm-up steps", low=0, high=10**9)
+    batch_size: int = option(32, "items per batch (characters for mlp)", needs=("steps",), low=1, high=2**20)
+    optimizer: str = option("adamw", "optimiser", needs=("steps",), choices=OPTIMIZERS)
+    lr: float = option(1e-3, "learning rate", needs=("steps",), low=0.0, above=True)
+    lr_schedule: str = option("constant", "step: lr/10 from half way; cosine: down to lr/10", needs=("steps",),
+                             choices=SCHEDULES)
+    weight_decay: float = option(0.01, "AdamW's weight decay of the matrices", needs=("steps", "adamw"), low=0.0)
+    warmup_steps: int = option(0, "linear learning-rate warm-up steps", needs=("steps",), low=0, high=10**9)
     dropout_from: int = option(0, "train the first N steps without dropout or weight drop, then with them ('late "
                                   "dropout', Liu et al. 2023): quicker early progress, regularised later; 0: from the start",
-                               low=0, high=10**9)
+                               needs=("steps", "dropout"), low=0, high=10**9)
     ema: float = option(0.0, "keep a moving average of the weights with this decay (e.g. 0.999) and evaluate and save it; "
-                             "0: off", low=0.0, high=0.999999999)
+                             "0: off", needs=("steps",), low=0.0, high=0.999999999)
     eval_interval: int | None = option(None, "steps between exact evaluations and checkpoints (default: about 20 per run)",
-                                       low=1, high=10**9)
-    seed: int = option(1337, "random seed for init and batches", low=0, high=MAX_SEED)
+                                       needs=("steps",), low=1, high=10**9)
+    seed: int = option(1337, "random seed for init, batches and dropout", needs=("steps",), low=0, high=MAX_SEED)
     split_seed: int = option(DEFAULT_SPLIT_SEED, "seed of the train/val/test shuffle", low=0, high=MAX_SEED)
     max_item_length: int = option(MAX_ITEM_CHARS, "refuse data with a longer item (each item is padded to the longest)",
                                   low=1, high=10**6)
-    diagnostics: bool = option(False, "record activation, gradient and update statistics for `makemore plot`")
-    diagnostics_interval: int | None = option(None, f"steps between diagnostic records (default {DEFAULT_INTERVAL})", low=1, high=10**9)
+    diagnostics: bool = option(False, "record activation, gradient and update statistics for `makemore plot`",
+                              needs=("steps",))
+    diagnostics_interval: int | None = option(None, f"steps between diagnostic records (default {DEFAULT_INTERVAL})",
+                                              needs=("steps", "diagnostics"), low=1, high=10**9)
     tensorboard: bool = option(False, "also log losses and learning rate to RUN/tensorboard (needs makemore[tensorboard])")
     threads: int | None = option(None, "torch threads on the CPU (default: $OMP_NUM_THREADS if set, else the cores this "
                                        "process may use less those other processes keep busy, at least 1)",
@@ -219,14 +239,10 @@ class TrainConfig(Config):
     # change of --device does.
     dtype: str = option("float32", "precision of the training forward pass and loss: float32, or bf16/fp16 under "
                                    "autocast (weights, optimiser and evaluation stay float32; fp16 on CUDA only)",
-                        choices=DTYPES, resumable=True)
+                        needs=("steps",), choices=DTYPES, resumable=True)
     compile: bool = option(False, "torch.compile the model for training (evaluation runs it uncompiled); the first "
-                                  "steps wait for the compiler (on the CPU, a C++ compiler: g++ or clang++)", resumable=True)
-
-    def check(self) -> None:
-        if self.diagnostics_interval is not None and not self.diagnostics:
-            raise OptionError(lambda show: f"{show('diagnostics_interval')} sets how often {show('diagnostics')} records; "
-                                           f"pass {show('diagnostics')} too")
+                                  "steps wait for the compiler (on the CPU, a C++ compiler: g++ or clang++)", needs=("steps",),
+                          resumable=True)
 
     @property
     def eval_every(self) -> int:

@@ -33,7 +33,7 @@ from .diagnostics import DEFAULT_INTERVAL, Diagnostics
 from .distributed import Ranks, ranks_of
 from .errors import Diverged, MakemoreError, RunError
 from .evaluate import EvalResult, evaluate
-from .models import DEFAULT_MODEL, CharModel, build, get_spec
+from .models import DEFAULT_MODEL, CharModel, build, get_spec, model_options, why_not
 
 RANK_RNG = "rng.torch.ranks"  # in STATE, for a run of several processes: each rank's random state, a row each
 DIVERGENCE_CHECK = 10  # steps between looks at whether the loss is still finite (one device sync each)
@@ -71,16 +71,24 @@ def resolve_configs(model: str | None, data: Dataset, options: dict) -> tuple[st
     options, and options the model does not read, are refused: no option is silently ignored."""
     name = model or DEFAULT_MODEL
     spec = get_spec(name)
-    model_options, train_options = split_options({k: v for k, v in options.items() if v is not None})
-    unused = [k for k in model_options if k not in spec.cls.options]
-    if unused:
+    given = {k: v for k, v in options.items() if v is not None}
+    for_model, for_training = split_options(given)
+    unused = [k for k in for_model if k not in model_options(name)]
+    if unused:  # all of them at once: a model's wrong options often come together (another model's)
         raise OptionError(lambda show: f"model {name} does not use {', '.join(map(show, unused))}; "
                                        f"see `makemore models` for what it reads")
-    config = replace(spec.config, vocab_size=len(data.vocab), max_len=data.max_len, **model_options)
-    tc = replace(spec.train, split_seed=data.split_seed, **train_options)
-    if tc.diagnostics and spec.cls.closed_form:
-        raise MakemoreError(f"{name} is fitted by counting, without gradient steps: there is nothing for --diagnostics to record")
+    config = replace(spec.config, vocab_size=len(data.vocab), max_len=data.max_len, **for_model)
+    tc = replace(spec.train, **{**for_training, "split_seed": data.split_seed})  # the split the data was cut with
+    check_applies(given, name, config, tc)
     return name, config, tc
+
+
+def check_applies(given: dict, name: str, config: ModelConfig, tc: TrainConfig) -> None:
+    """Refuse an option given for a model or run it does not apply to (models.why_not)."""
+    for option in given:
+        reason = why_not(option, name, config, tc)
+        if reason:
+            raise OptionError(reason)
 
 
 def check_precision(tc: TrainConfig, device: torch.device) -> None:
@@ -218,6 +226,7 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
             if not run.file(STATE).exists():
                 raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run with the same options")
             tc = replace(TrainConfig.from_dict(saved["train_config"]), **changes)
+            check_applies(changes, saved["model"], ModelConfig.from_dict(saved["model_config"]), tc)
             if tc.tensorboard:
                 tensorboard.require()
             check_precision(tc, dev)

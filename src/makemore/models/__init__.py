@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
-from ..config import ModelConfig, TrainConfig
+from ..config import MODEL_OPTIONS, NEEDS, TRAIN_OPTIONS, ModelConfig, TrainConfig
 from ..errors import MakemoreError
 from .base import CharModel
 from .bigram import Bigram, BigramNN
@@ -106,6 +107,48 @@ def get_spec(name: str) -> ModelSpec:
     return REGISTRY[name]
 
 
+def model_options(name: str) -> tuple[str, ...]:
+    """The model options `name` reads, from their declarations (config.Spec.models)."""
+    return tuple(o for o, opt in MODEL_OPTIONS.items() if opt.spec.models is None or name in opt.spec.models)
+
+
+def why_not(option: str, name: str, config: ModelConfig, tc: TrainConfig) -> Callable[[Callable[[str], str]], str] | None:
+    """None when `option` applies to model `name` run with `config` and `tc`; else why not, as a
+    message given how to show an option's name (config.OptionError). It reads the option's
+    declaration (config.Spec.models and .needs), as `makemore models` and --help do."""
+    if option in MODEL_OPTIONS:
+        if option in model_options(name):
+            return None
+        readers = ", ".join(MODEL_OPTIONS[option].spec.models)
+        return lambda show: f"model {name} does not use {show(option)} (it is read by {readers}); see `makemore models`"
+    for need in TRAIN_OPTIONS[option].spec.needs:
+        if need == "steps" and get_spec(name).cls.closed_form:
+            return lambda show: (f"{name} is fitted by counting, in one pass without gradient steps: {show(option)} has "
+                                 f"nothing to act on; drop it, or train bigram-nn, the same model by gradient descent")
+        if need == "dropout" and not (config.dropout > 0 or config.weight_drop > 0):
+            drops = [o for o in ("dropout", "weight_drop") if o in model_options(name)]
+            if not drops:
+                return lambda show: f"{show(option)} delays dropout, and {name} has none to delay; drop {show(option)}"
+            return lambda show: (f"{show(option)} delays dropout, and this {name} drops nothing ({' and '.join(map(show, drops))} "
+                                 f"{'is' if len(drops) == 1 else 'are'} 0); set {show(drops[0])} too, or drop {show(option)}")
+        if need == "adamw" and tc.optimizer != "adamw":
+            return lambda show: (f"{show(option)} is AdamW's, and this run uses {show('optimizer')} {tc.optimizer}; "
+                                 f"pass {show('optimizer')} adamw too, or drop {show(option)}")
+        if need == "diagnostics" and not tc.diagnostics:
+            return lambda show: f"{show(option)} sets how often {show('diagnostics')} records; pass {show('diagnostics')} too"
+    return None
+
+
+def applies_to(option: str) -> str:
+    """Which models and runs an option applies to, as --help and `makemore models` say it."""
+    spec = (MODEL_OPTIONS.get(option) or TRAIN_OPTIONS[option]).spec
+    if spec.models is not None:
+        return ", ".join(spec.models)
+    counted = [n for n, s in REGISTRY.items() if s.cls.closed_form]
+    words = [NEEDS[need].replace(NEEDS["steps"], f"every model but {', '.join(counted)}") for need in spec.needs]
+    return "; ".join(words) or "every model"
+
+
 def build(name: str, config: ModelConfig) -> CharModel:
     return get_spec(name).cls(config)
 
@@ -115,4 +158,5 @@ def default_params(name: str, vocab_size: int = 27, max_len: int = 15) -> int:
     return build(name, replace(get_spec(name).config, vocab_size=vocab_size, max_len=max_len)).num_params()
 
 
-__all__ = ["default_params", "REGISTRY", "DEFAULT_MODEL", "ModelSpec", "ModelConfig", "CharModel", "build", "get_spec"]
+__all__ = ["default_params", "REGISTRY", "DEFAULT_MODEL", "ModelSpec", "ModelConfig", "CharModel", "applies_to", "build",
+           "get_spec", "model_options", "why_not"]

@@ -21,8 +21,6 @@ from ..data import IGNORE, Batch, ItemBatches, Packed
 class CharModel(nn.Module):
     """Base class: subclasses define `forward`; `start`/`step` default to re-running the prefix."""
 
-    # config fields this model reads (besides vocab_size and max_len); the CLI rejects others
-    options: tuple[str, ...] = ()
     # models fitted in closed form (no gradient steps) define fit(packed_train)
     closed_form = False
 

@@ -12,7 +12,6 @@ from .base import CharModel, ModelConfig
 class Bigram(CharModel):
     """A table of bigram counts with add-k smoothing, fitted by counting: P(b|a) = (N[a,b]+k) / sum_b'(N[a,b']+k)."""
 
-    options = ("smoothing",)
     closed_form = True
 
     def __init__(self, config: ModelConfig):
@@ -46,7 +45,6 @@ class BigramNN(CharModel):
     table of log-counts, learned by gradient descent; an L2 penalty on W plays the role of
     smoothing (pulling W towards 0, i.e. towards uniform)."""
 
-    options = ("l2",)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

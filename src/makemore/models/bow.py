@@ -13,7 +13,6 @@ from .base import CharModel, ModelConfig
 
 
 class BoW(CharModel):
-    options = ("n_embd", "n_hidden")
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

@@ -18,7 +18,6 @@ TANH_GAIN = 5 / 3
 
 
 class MLP(CharModel):
-    options = ("block_size", "n_embd", "n_hidden", "batchnorm", "kaiming", "output_scale")
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

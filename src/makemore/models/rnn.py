@@ -52,7 +52,6 @@ class Recurrent(CharModel):
     """Embedding -> stacked recurrent layers -> linear head. The state is the fused module's
     (n_layer, B, n_hidden) hidden state(s), as a tuple: (h,) or, for the LSTM, (h, c)."""
 
-    options = ("n_embd", "n_hidden", "n_layer", "dropout", "weight_drop", "fused")
     fused_cls: type[nn.RNNBase]  # set by the subclasses below, with their `cell`
 
     def __init__(self, config: ModelConfig):

@@ -71,7 +71,6 @@ class Block(nn.Module):
 
 
 class Transformer(CharModel):
-    options = ("n_embd", "n_head", "n_layer", "dropout")
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

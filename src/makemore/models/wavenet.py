@@ -49,7 +49,6 @@ class Layer(nn.Module):
 
 
 class WaveNet(CharModel):
-    options = ("block_size", "n_embd", "n_hidden", "dropout")
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
