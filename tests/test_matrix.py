@@ -10,6 +10,7 @@ test checks that what training does agrees with it, and that every option applie
 
 import importlib.util
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -17,7 +18,7 @@ import torch
 
 import makemore
 from makemore.checkpoint import CONFIG, METRICS, SUMMARY
-from makemore.config import MODEL_OPTIONS, TRAIN_OPTIONS, flag
+from makemore.config import MODEL_OPTIONS, RESUMABLE, TRAIN_OPTIONS, flag
 from makemore.errors import MakemoreError
 from makemore.models import REGISTRY, get_spec, why_not
 
@@ -245,3 +246,31 @@ def test_split_seed_on_the_command_line_trains(shared_data, tmp_path, run_cli):
                                "--split-seed", 7, "--samples", 0, "--quiet")
     assert status == 0, err
     assert json.loads((tmp_path / "run" / CONFIG).read_text())["data"]["split_seed"] == 7
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+@pytest.mark.parametrize("model", [m for m in REGISTRY if not get_spec(m).cls.closed_form])
+def test_every_resumable_option_on_every_model_is_used_on_resume(name, model, shared_data, folder, tmp_path, monkeypatch):
+    """What --resume may change (config.RESUMABLE) it takes into account: recorded, and acting."""
+    value = trial_value(name, default_of(name, model))
+    out = tmp_path / "run"
+    shutil.copytree(run(model, {}, shared_data, folder)["out"], out)
+    asked = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: asked.append(module) or module)
+    autocast = torch.autocast
+    monkeypatch.setattr(torch, "autocast", lambda *a, **k: asked.append(k.get("dtype")) or autocast(*a, **k))
+    result = makemore.resume(out, **QUIET, **{name: value})
+    assert json.loads((out / CONFIG).read_text())["train_config"][name] == value
+    summary = json.loads((out / SUMMARY).read_text())
+    if name == "max_steps":
+        assert result.steps == value
+    elif name == "time_budget":  # the budget is spent already: the run ends where it was
+        assert result.steps == STEPS
+    elif name == "threads":
+        assert summary["threads"] == value
+    elif name == "compile":
+        assert asked
+    elif name == "dtype":
+        assert value == "bf16" and asked and set(asked) == {torch.bfloat16}
+    else:
+        raise AssertionError(f"no effect check for resuming with {name}")
