@@ -259,7 +259,8 @@ def test_every_resumable_option_on_every_model_is_used_on_resume(name, model, sh
     monkeypatch.setattr(torch, "compile", lambda module, **kw: asked.append(module) or module)
     autocast = torch.autocast
     monkeypatch.setattr(torch, "autocast", lambda *a, **k: asked.append(k.get("dtype")) or autocast(*a, **k))
-    result = makemore.resume(out, **QUIET, **{name: value})
+    more = {} if name in ("max_steps", "time_budget") else {"max_steps": STEPS + 2}  # steps left to act on
+    result = makemore.resume(out, **QUIET, **more, **{name: value})
     assert json.loads((out / CONFIG).read_text())["train_config"][name] == value
     summary = json.loads((out / SUMMARY).read_text())
     if name == "max_steps":
