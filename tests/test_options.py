@@ -137,22 +137,6 @@ def test_path_arguments_of_the_python_api_are_checked(small_data, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_torch_threads_default_to_what_the_machine_has_free(monkeypatch):
-    from makemore import device
-
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(device.os, "getloadavg", lambda: (2.6, 0.0, 0.0))
-    assert device.cpu_threads() == (1, "4 cores, load 2.6")  # three of four cores busy elsewhere
-    monkeypatch.setattr(device.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
-    assert device.cpu_threads()[0] == 1  # never fewer than one
-    monkeypatch.setattr(device.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert device.cpu_threads()[0] == 4
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert device.cpu_threads() == (2, "OMP_NUM_THREADS")
-    assert device.cpu_threads(3) == (3, "--threads")
-
-
 def test_training_uses_the_threads_asked_for_and_says_so_in_the_summary(small_data, tmp_path):
     import torch
 

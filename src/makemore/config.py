@@ -231,7 +231,8 @@ class TrainConfig(Config):
                                               needs=("steps", "diagnostics"), low=1, high=10**9)
     tensorboard: bool = option(False, "also log losses and learning rate to RUN/tensorboard (needs makemore[tensorboard])")
     threads: int | None = option(None, "torch threads on the CPU (default: $OMP_NUM_THREADS if set, else the cores this "
-                                       "process may use less those other processes keep busy, at least 1)",
+                                       "process may use less those other processes keep busy now, read from /proc/stat "
+                                       "over 0.25 s or, without it, the 1-minute load average; at least 1)",
                                  low=1, high=1024, resumable=True)
     # How the arithmetic is done on this machine, not what is learned: the weights stay float32 and
     # the model the same, so --resume may change both (a run trained with fp16 on a GPU, say, can be

@@ -4,6 +4,8 @@
 
 Run it only when a change is meant to alter training results, and say so (with the figures
 before and after) in the commit message: the golden test exists to catch changes that are not.
+The file also names the machine and torch build that computed the figures ("machine"): information
+for a person comparing results, which the test quotes when it fails but never acts on.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from golden_settings import SETTINGS, run_model  # noqa: E402
+from golden_settings import SETTINGS, machine, run_model  # noqa: E402
 
 
 def main() -> None:
     torch.set_num_threads(1)
-    out = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__, "runs": {}}
+    out = {"machine": machine(), "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in SETTINGS:
             out["runs"][name] = run_model(name, Path(tmp))
