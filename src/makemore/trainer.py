@@ -77,7 +77,7 @@ def resolve_configs(model: str | None, data: Dataset, options: dict) -> tuple[st
         raise OptionError(lambda show: f"model {name} does not use {', '.join(map(show, unused))}; "
                                        f"see `makemore models` for what it reads")
     config = replace(spec.config, vocab_size=len(data.vocab), max_len=data.max_len, **model_options)
-    tc = replace(spec.train, split_seed=data.split_seed, **train_options)
+    tc = replace(spec.train, **{**train_options, "split_seed": data.split_seed})  # the split the data was cut with
     if tc.diagnostics and spec.cls.closed_form:
         raise MakemoreError(f"{name} is fitted by counting, without gradient steps: there is nothing for --diagnostics to record")
     return name, config, tc
