@@ -123,6 +123,8 @@ def smooth(values: torch.Tensor, window: int) -> dict:
     centre step, mean, and its quartiles, which show how noisy the batches are."""
     n = len(values) // window * window
     windows = values[:n].view(-1, window)
+    if not len(windows):  # a counted model (the bigram) takes no steps: only its evaluation is drawn
+        return {"smoothed_steps": [], "smoothed": [], "band": [[], []]}
     lo, hi = windows.nanquantile(torch.tensor([0.25, 0.75]), dim=1)
     return {"smoothed_steps": (torch.arange(len(windows)) * window + (window - 1) / 2).tolist(),
             "smoothed": windows.nanmean(1).tolist(), "band": [lo.tolist(), hi.tolist()]}
