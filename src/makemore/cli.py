@@ -61,7 +61,9 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("train", help="train a model into a run directory")
-    p.add_argument("--data", help="text file, one item per line, or a built-in dataset (default: names)")
+    p.add_argument("--data", help="text file, one item per line (item<TAB>label on every line for labelled data), or a "
+                                  "built-in dataset (default: names). An item is a sequence of Unicode code points: an "
+                                  "accent written apart from its letter, or an emoji joined by U+200D, is several")
     p.add_argument("--model", help="model name (see `makemore models`)")
     p.add_argument("--out", help="run directory (default: runs/MODEL)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
