@@ -34,7 +34,7 @@ MAX_LABELS = 1_000  # distinct labels in labelled data: each is a start token of
 MAX_LABEL_LENGTH = 100  # characters in a label: config.json lists every label twice (vocabulary and counts)
 MAX_VOCAB = MAX_CHARS + 1 + MAX_LABELS  # tokens: the characters, the boundary, a start token per label
 MAX_PARAMS = 2 * 10**9  # a model past this would not fit in memory here, nor train in any time we mean
-# Files of a run directory are read whole, so each is bounded (config.json with the limits above is a few
+# Files of a run directory are read whole, so each is bounded (config.json with the limits above is 1.05
 # MB at most: test_the_largest_config_training_can_write_fits_the_bound). The .jsonl files are appended
 # to by training, which refuses to grow one past its bound.
 MAX_JSON_BYTES = 16 << 20  # config.json, summary.json
