@@ -570,8 +570,8 @@ class RunDir:
                 raise not_regular(path)
             size = info.st_size
             if size + len(new) + 1 > MAX_RECORDS_BYTES:
-                advice = ("record diagnostics less often (a larger --diagnostics-interval)" if name == DIAGNOSTICS
-                          else "evaluate less often (a larger --eval-interval)")
+                advice = ("train a new run that records diagnostics less often (a larger --diagnostics-interval)"
+                          if name == DIAGNOSTICS else "train a new run that evaluates less often (a larger --eval-interval)")
                 raise RunError(f"{path} would grow past {MAX_RECORDS_BYTES:,} bytes, the most makemore reads back; {advice}")
             try:
                 if size:
