@@ -151,3 +151,55 @@ def test_names_split_sizes(names_path):
     assert ds.splits["train"][:5] == words[:5] and ds.splits["test"][-5:] == words[-5:]
     train = ds.packed("train")
     assert train.x.shape == (25626, max(map(len, words[:25626])) + 1) and train.x.dtype == torch.long
+
+
+# ---- issue 19: data that would be read without a word ---------------------------------------------
+
+
+def test_a_labelled_file_with_a_few_lines_lacking_their_tab_is_refused_naming_them(tmp_path):
+    lines = [f"name{i}\t{'F' if i % 2 else 'M'}" for i in range(40)]
+    lines[3], lines[17] = "forgot", "forgot too"
+    path = write(tmp_path, ("\n".join(lines[:10]) + "\n\n" + "\n".join(lines[10:]) + "\n").encode())  # a blank line 11
+    with pytest.raises(DataError) as refused:
+        Dataset.load(str(path))
+    assert str(refused.value) == (f"{path}: no TAB on lines 4 and 19 (2 of 40 lines), where the others are item<TAB>label; "
+                                  "give every line a label, or take the TABs out to train without labels")
+
+
+def test_a_few_tabs_in_unlabelled_items_are_refused_too(tmp_path):
+    lines = [f"name{i}" for i in range(30)]
+    for i in (2, 5, 7, 11, 13, 20, 25):
+        lines[i] += "\tx"
+    path = write(tmp_path, ("\n".join(lines) + "\n").encode())
+    with pytest.raises(DataError, match=r"a TAB on lines 3, 6, 8, 12, 14, \.\.\. \(7 of 30 lines\) and none on the others; "
+                                        r"a TAB separates an item from its label"):
+        Dataset.load(str(path))
+
+
+@pytest.mark.parametrize("where, line", [("emma\n\ufeffolivia\n", 2), ("\ufeff\ufeffemma\n", 1), ("a\nb\nc\ufeffd\n", 3)])
+def test_a_byte_order_mark_after_the_start_is_refused_naming_its_line(tmp_path, where, line):
+    path = write(tmp_path, where.encode("utf-8"))
+    with pytest.raises(DataError, match=f"line {line} has a byte-order mark \\(U\\+FEFF\\) after the start of the file"):
+        read_items(path)
+    assert read_items(write(tmp_path, "\ufeffemma\nolivia\n".encode("utf-8"), "ok.txt")) == ["emma", "olivia"]
+
+
+def test_combining_marks_and_joiners_are_noted_with_their_lines(tmp_path):
+    names = [f"name{chr(97 + i)}" for i in range(20)]
+    decomposed = names[:5] + ["rene\u0301e"] + names[5:] + ["zoe\u0308"]  # accents written apart: NFC composes them
+    note = Dataset.load(str(write(tmp_path, ("\n".join(decomposed) + "\n").encode(), "nfd.txt"))).note()
+    assert note.endswith("nfd.txt: combining marks or joiners (U+0301, U+0308) in 2 of 22 items (lines 6 and 22); makemore "
+                         "models each code point as a character, so samples may split an accent from its letter; every "
+                         "one of them composes under Unicode NFC, so normalising the file to NFC keeps them whole")
+    emoji = names + ["\U0001F468\u200d\U0001F469\u200d\U0001F467"]  # a family: three code points glued by joiners
+    note = Dataset.load(str(write(tmp_path, ("\n".join(emoji) + "\n").encode(), "zwj.txt"))).note()
+    assert "joiners (U+200D) in 1 of 21 items (line 21)" in note and "where no real text has one" in note
+    assert Dataset.load("names").note() is None
+
+
+def test_training_says_the_note_in_one_line_and_goes_on(tmp_path, run_cli):
+    names = [f"name{chr(97 + i)}" for i in range(20)] + ["rene\u0301e"]
+    path = write(tmp_path, ("\n".join(names) + "\n").encode())
+    status, out, err = run_cli("train", "--data", path, "--model", "bigram", "--out", tmp_path / "run", "--quiet", "--samples", "0")
+    assert status == 0, err
+    assert err.strip() == f"makemore: note: {Dataset.load(str(path)).note()}"

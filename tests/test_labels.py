@@ -28,7 +28,7 @@ def labelled_file(tmp_path, n_a=30, n_b=10):
 
 def test_a_file_is_labelled_when_every_line_has_a_tab():
     assert split_labels(["emma\tF", "liam\tM"]) == (["emma", "liam"], ["F", "M"])
-    assert split_labels(["emma\tF", "liam"]) == (["emma\tF", "liam"], None)  # not every line: TABs are characters
+    assert split_labels(["emma", "liam"]) == (["emma", "liam"], None)
     assert split_labels(["a\tb\tX", "c\tY"]) == (["a\tb", "c"], ["X", "Y"])  # split at the last TAB
     with pytest.raises(DataError, match="empty label"):
         split_labels(["emma\tF", "liam\t "])

@@ -98,8 +98,8 @@ def test_ints_are_accepted_for_float_options_and_recorded_as_floats():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda run: run.score("emma"), "texts must be a list of strings, not one string"),
-        (lambda run: run.score([1, 2]), "texts must be a list of strings"),
+        (lambda run: run.score("emma"), "texts must be a list of texts, not one text: pass ['emma']"),
+        (lambda run: run.score(["emma", 3]), "texts[1] must be text (got 3)"),
         (lambda run: run.sample(2.5), "n must be a whole number (got 2.5)"),
         (lambda run: run.sample(0), "n must be at least 1 (got 0)"),
         (lambda run: run.sample(3, temperature=1e-40), "temperature must be at least 1e-06"),

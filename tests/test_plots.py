@@ -305,3 +305,10 @@ def test_bad_training_requests(data, tmp_path, run_cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)
     assert_user_error(*run_cli(*args, "--model", "mlp", "--tensorboard"), "makemore[tensorboard]")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_loss_of_a_counted_bigram_is_its_one_evaluation(bigram_run, tmp_path):
+    # the bigram is fitted by counting: no step losses to smooth (that was a traceback from nanquantile)
+    picture = plot(bigram_run, "loss", tmp_path / "loss.png")
+    assert picture.data["step_loss"] == [] and picture.data["smoothed"] == [] and len(picture.data["val"]) == 1
+    assert png_size(tmp_path / "loss.png") == picture.size

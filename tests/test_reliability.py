@@ -21,7 +21,8 @@ import torch
 import makemore
 from makemore.checkpoint import (CONFIG, LOCK, METRICS, MODEL, STATE, SUMMARY, RunDir, atomic_write, load_tensors,
                                  read_state, restore_optimizer, save_tensors)
-from makemore.data import MAX_ITEM_CHARS, Dataset, Vocabulary, WindowBatches, fingerprint, read_items, resolve_data
+from makemore.config import DEFAULT_ITEM_LENGTH
+from makemore.data import Dataset, Vocabulary, WindowBatches, fingerprint, read_items, resolve_data
 from makemore.errors import DataError, RunError
 from makemore.models import ModelConfig, build
 from makemore.sample import generate
@@ -109,7 +110,7 @@ def drop_key(path):
     (set_key(["model_config", "n_embd"], "10"), '"model_config"["n_embd"] must be a whole number (got \'10\')'),
     (set_key(["model_config", "n_embd"], 10.0), '"model_config"["n_embd"] must be a whole number (got 10.0)'),
     (set_key(["model_config", "batchnorm"], 1), '"model_config"["batchnorm"] must be True or False (got 1)'),
-    (set_key(["model_config", "max_len"], 10**9), '"model_config"["max_len"] is 1000000000, not a whole number in 1..100000'),
+    (set_key(["model_config", "max_len"], 10**9), '"model_config"["max_len"] is 1000000000, not a whole number in 1..1000000'),
     (set_key(["model_config", "n_hidden"], 0), '"model_config"["n_hidden"] must be at least 1 (got 0)'),
     (set_key(["model_config", "dropout"], float("nan")), "must be a finite number"),
     (drop_key(["model_config", "vocab_size"]), '"model_config"["vocab_size"] is null'),
@@ -137,7 +138,7 @@ def test_damaged_config_is_named_in_one_line(run, run_cli, change, says):
     (b'{"model": "mlp", "vocab": \xff}', "not UTF-8"),
     (b"{" * 50_000, "not JSON"),  # nested too deep for the parser: a RecursionError before
     (b'{"model": "mlp"', "not JSON"),
-    (b" " * (16 << 20) + b"{}", "larger than 16 MB"),
+    (b" " * (16 << 20) + b"{}", "it is 16,777,218 bytes, more than the 16,777,216 such a file can be"),
 ])
 def test_config_that_is_not_a_json_object(run, run_cli, content, says):
     (run / CONFIG).write_bytes(content)
@@ -498,12 +499,12 @@ def test_an_enormous_line_is_refused_with_its_line_number(small_data, tmp_path, 
 
 def test_item_length_limit_is_inclusive_and_adjustable(tmp_path):
     path = tmp_path / "items.txt"
-    path.write_text("\n".join(["a" * MAX_ITEM_CHARS, "b"]) + "\n")
-    assert len(read_items(path)[0]) == MAX_ITEM_CHARS
-    path.write_text("\n".join(["b", "a" * (MAX_ITEM_CHARS + 1)]) + "\n")
+    path.write_text("\n".join(["a" * DEFAULT_ITEM_LENGTH, "b"]) + "\n")
+    assert len(read_items(path)[0]) == DEFAULT_ITEM_LENGTH
+    path.write_text("\n".join(["b", "a" * (DEFAULT_ITEM_LENGTH + 1)]) + "\n")
     with pytest.raises(DataError, match="line 2 has 1,001 characters; the limit is 1,000"):
         read_items(path)
-    assert read_items(path, max_item_chars=2000)[1] == "a" * (MAX_ITEM_CHARS + 1)
+    assert read_items(path, max_item_chars=2000)[1] == "a" * (DEFAULT_ITEM_LENGTH + 1)
     with pytest.raises(DataError, match="line 2 has 1,001 characters; the limit is 10 "):
         Dataset.load(str(path), max_item_chars=10)
 

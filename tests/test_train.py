@@ -260,7 +260,7 @@ def test_a_model_that_diverged_at_once_keeps_nothing_and_says_so(small_data, tmp
     status, out, err = run_cli("train", "--data", small_data, "--out", tmp_path / "run", "--model", "bigram-nn",
                                "--lr", "1e30", "--max-steps", "20", "--eval-interval", "10", "--quiet")
     assert status == 3 and len(err.strip().splitlines()) == 1 and "before any model was worth keeping" in err
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock", CONFIG]
+    assert not (tmp_path / "run").exists()  # the folder it made goes with the run: nothing looks like a run without a model
 
 
 def test_damaged_weights_give_a_clear_error_when_sampling_and_inf_perplexity_when_scoring(small_data, tmp_path, run_cli):

@@ -5,17 +5,18 @@ from __future__ import annotations
 import random
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
-from .checkpoint import CONFIG, RESTORE, RunDir, run_dataset, run_vocabulary
+from .checkpoint import CONFIG, RunDir, damaged, run_dataset, run_vocabulary
+from .config import MAX_PARAMS, SampleConfig, check_path, check_text, check_texts
+from .constraints import Constraints, NotEnough, as_text_path, chunk_size
 from .data import SPLIT_NAMES
-from .device import pick_device
-from .errors import MakemoreError, RunError
+from .device import DEVICES, pick_device
+from .errors import MakemoreError
 from .evaluate import EvalResult, evaluate
-from .models import ModelConfig, build
-from .config import SampleConfig, check_path
-from .constraints import Constraints, NotEnough, as_text_path
+from .models import CharModel, ModelConfig, build
 from .sample import Score, generate, score
 
 PRETRAINED = Path(str(resources.files("makemore") / "pretrained" / "names-sex"))  # scripts/build_pretrained.py
@@ -26,16 +27,12 @@ class Run:
 
     def __init__(self, path: str | Path, device: str = "auto"):
         check_path("path", path, optional=False)
+        check_text("device", device, optional=False, choices=DEVICES)
         self.dir = RunDir(path)
         self.config = self.dir.read_config()
         self.vocab = run_vocabulary(self.config)
         self.model_config = ModelConfig.from_dict(self.config["model_config"])
-        try:
-            with torch.device("meta"):  # shapes only: a config.json that describes a huge model allocates nothing
-                skeleton = build(self.config["model"], self.model_config)
-        except MakemoreError as e:  # read_config knows the model; its settings do not fit together
-            raise RunError(f"{self.dir.file(CONFIG)} is damaged: its model settings do not fit together ({e}); {RESTORE}") from None
-        self.dir.check_weights(skeleton)
+        self.dir.check_weights(skeleton(self.config, self.dir.file(CONFIG)))
         self.model = build(self.config["model"], self.model_config)
         self.dir.load_weights(self.model)
         self.model.to(pick_device(device)).eval()
@@ -84,6 +81,25 @@ class Run:
         `max_draws` (default max(1000, 50 n)) draws do not hold enough. See constraints.py. With
         `label` (a labelled run), items of that label; without, each item's label is drawn from the
         labels' frequencies in the training split."""
+        wanted, draw, config, chunk = self.sampler(n, seed, temperature, top_k, top_p, prefix, novel, max_draws, suffix,
+                                                   contains, min_len, max_len, exclude, unique, label)
+        return wanted.sample(draw, config.n, max_draws, chunk)
+
+    def stream(self, n: int = 10, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+               top_p: float | None = None, prefix: str = "", novel: bool = False, max_draws: int | None = None,
+               suffix: str = "", contains: str = "", min_len: int | None = None, max_len: int | None = None,
+               exclude: str | Path | None = None, unique: bool = False, label: str | None = None) -> Iterator[list[str]]:
+        """The items of `sample`, the same ones for the same seed, as lists of a few thousand, each
+        given as soon as it is drawn: millions of items without holding them all. (`unique` and
+        `novel` still remember every item given so far, to give none twice.) Arguments are checked
+        at once, not at the first item; NotEnough comes after the items found."""
+        wanted, draw, config, chunk = self.sampler(n, seed, temperature, top_k, top_p, prefix, novel, max_draws, suffix,
+                                                   contains, min_len, max_len, exclude, unique, label)
+        return wanted.stream(draw, config.n, max_draws, chunk)
+
+    def sampler(self, n, seed, temperature, top_k, top_p, prefix, novel, max_draws, suffix, contains, min_len, max_len,
+                exclude, unique, label):
+        """The checked constraints, a function drawing k items, the checked config and how many items to draw at once."""
         config = SampleConfig(n, seed, temperature, top_k, top_p, prefix, novel, suffix=suffix, contains=contains,
                               min_len=min_len, max_len=max_len, exclude=as_text_path(exclude), unique=unique, label=label)
         if max_draws is not None and (isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1):
@@ -96,12 +112,13 @@ class Run:
         longest = wanted.longest(self.model_config.max_len)
         draw = lambda k: generate(self.model, self.vocab, k, longest, g, config.temperature, config.top_k,  # noqa: E731
                                   config.top_p, config.prefix, wanted.min_len, self.start_tokens(k, config.label, g))
-        return wanted.sample(draw, config.n, max_draws)
+        return wanted, draw, config, chunk_size(longest, len(self.vocab))
 
     def score(self, texts: list[str], label: str | None = None) -> list[Score]:
         """Each text's NLL. A labelled run scores p(text | label) with `label`, and without it the
         text's probability under any label, p(text) = sum over labels of p(label) p(text | label)."""
-        texts = check_texts(texts)
+        texts = check_texts("texts", texts)
+        check_text("label", label)
         if not texts:
             return []
         if label is not None or not self.labels:
@@ -114,12 +131,13 @@ class Run:
 
     def scores_by_label(self, texts: list[str]) -> list[list[Score]]:
         """Each label's Scores of the texts, p(text | label), in the order of `labels`."""
+        texts = check_texts("texts", texts)
         return [score(self.model, self.vocab, texts, label) for label in self.labels]
 
     def classify(self, texts: list[str]) -> list[dict[str, float]]:
         """For each text, each label's posterior p(label | text), from the model's likelihoods and the
         labels' frequencies in the training split (Bayes' rule)."""
-        texts = check_texts(texts)
+        texts = check_texts("texts", texts)
         if not self.labels:
             raise MakemoreError(f"{self.path} was trained without labels, so there is nothing to classify into; train it on "
                                 "data with a label per line (item<TAB>label), e.g. --data names-sex")
@@ -128,9 +146,8 @@ class Run:
         posterior = torch.softmax(self.label_prior().log() - nll_table(self.scores_by_label(texts)), dim=1)
         return [dict(zip(self.labels, row.tolist())) for row in posterior]
 
-    def evaluate(self, split: str = "val", data: str | None = None) -> EvalResult:
-        if split not in SPLIT_NAMES:
-            raise MakemoreError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_NAMES)}")
+    def evaluate(self, split: str = "val", data: str | Path | None = None) -> EvalResult:
+        check_text("split", split, optional=False, choices=SPLIT_NAMES)
         check_path("data", data)
         dataset = run_dataset(self.config, data)
         labels = dataset.split_labels[split] if dataset.split_labels else None
@@ -142,12 +159,18 @@ def nll_table(per_label: list[list[Score]]) -> torch.Tensor:
     return torch.tensor([[s.nll for s in scores] for scores in per_label], dtype=torch.float64).T
 
 
-def check_texts(texts) -> list[str]:
-    if isinstance(texts, str):
-        raise MakemoreError("texts must be a list of strings, not one string: pass [text] to score one item")
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-        raise MakemoreError(f"texts must be a list of strings (got {type(texts).__name__})")
-    return list(texts)
+def skeleton(config: dict, path: Path) -> CharModel:
+    """The model config.json (at `path`) describes, built on PyTorch's meta device: shapes without
+    memory, so a config.json that describes a huge model allocates nothing. One whose settings do
+    not fit together, or with more parameters than training makes (MAX_PARAMS), is a RunError."""
+    try:
+        with torch.device("meta"):
+            model = build(config["model"], ModelConfig.from_dict(config["model_config"]))
+    except MakemoreError as e:  # read_config knows the model; its settings do not fit together
+        raise damaged(path, f"its model settings do not fit together ({e})") from None
+    if model.num_params() > MAX_PARAMS:
+        raise damaged(path, f"its model has {model.num_params():,} parameters, more than the {MAX_PARAMS:,} training makes")
+    return model
 
 
 NotEnoughNovel = NotEnough  # its name before there were other constraints; makemore serve catches it

@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,9 +36,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import MODEL_OPTIONS, TRAIN_OPTIONS, OptionError
-from .data import MAX_ITEM_CHARS, Dataset, Vocabulary
-from .errors import DataError, MakemoreError, RunError
+from .config import (DEFAULT_ITEM_LENGTH, MAX_CHARS, MAX_HEADER_BYTES, MAX_ITEM_LENGTH, MAX_JSON_BYTES, MAX_LABEL_LENGTH,
+                     MAX_LABELS, MAX_RECORDS_BYTES, MAX_SEED, MAX_STEPS, MAX_VOCAB, MODEL_OPTIONS, TRAIN_OPTIONS, OptionError)
+from .data import Dataset, NotRegular, TooLarge, Vocabulary, read_regular
+from .errors import DataError, MakemoreError, RunError, WriteFailed
 from .models import REGISTRY
 
 CONFIG = "config.json"
@@ -53,8 +55,9 @@ TRAINING_OUTPUTS = (MODEL, STATE, METRICS, DIAGNOSTICS, SUMMARY, TENSORBOARD)
 STEP_LOSS = "train.step_loss"  # in STATE: the training loss of every step, for `makemore plot --kind loss`
 # a temporary file of atomic_write: ".NAME.RANDOM.tmp" (RANDOM from secrets, or from mkstemp in older versions)
 TEMPORARY = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]{6,}\.tmp")
-MAX_CONFIG_BYTES = 16 << 20  # a real config.json is a few kB (its vocabulary at most a few hundred kB)
-MAX_LEN = 100_000  # the longest item a run may declare: bounds position tables and sampling loops
+# state.safetensors beyond its tensors' copies of the model (model, weight average, two AdamW moments)
+# and its step losses: random states, the optimiser's bookkeeping, the pickle's framing
+STATE_SLACK = 16 << 20
 RESTORE = "restore the run directory from a copy or train it again"
 
 
@@ -63,22 +66,44 @@ def damaged(path: Path, what: str, todo: str = RESTORE) -> RunError:
     return RunError(f"{path} is damaged: {what}; {todo}")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes so that `path` holds either its old content or all of `data`, never a part.
-    The file is created with mode 0o666 less the umask, like any file a program creates (mkstemp
-    would make it 0o600, unlike metrics.jsonl beside it)."""
+@contextmanager
+def atomic_file(path: Path):
+    """A binary file to write that appears at `path` only once all of it is written: `path` holds
+    either its old content or the whole new one, never a part. The file is created with mode 0o666
+    less the umask, like any file a program creates (mkstemp would make it 0o600, unlike
+    metrics.jsonl beside it). A write that fails (a full disk, a read-only folder) leaves nothing
+    behind and is a WriteFailed naming `path`."""
     path = Path(path)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as e:
+        raise WriteFailed(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteFailed(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until all of `data` is written (a write may take less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write bytes so that `path` holds either its old content or all of `data` (atomic_file)."""
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def write_json(path: Path, obj) -> None:
@@ -105,66 +130,65 @@ def one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-def read_whole(path: Path) -> bytes:
+def not_regular(path: Path) -> RunError:
+    return damaged(path, "it is not a regular file (a pipe, a device, or a link to one)")
+
+
+def read_run_file(path: Path, limit: int) -> bytes:
+    """The bytes of a run directory's file: a regular file of at most `limit` bytes (read_regular:
+    a pipe or a device is refused before anything is read, a larger file from its size), read
+    through one open. Anything else is one RunError naming the file."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return read_regular(path, limit)
     except FileNotFoundError:
         raise missing(path) from None
+    except NotRegular:
+        raise not_regular(path) from None
+    except TooLarge as e:
+        raise damaged(path, f"it is {e.args[0]:,} bytes, more than the {limit:,} such a file can be") from None
     except OSError as e:
         raise unreadable(path, e) from None
 
 
-def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """Every tensor of a safetensors file and its JSON metadata (None when it has none).
-    The file is read whole through one open: a rename that replaces it meanwhile leaves this
-    reader all of the old file. (safetensors' safe_open reads the header through one open and,
-    for PyTorch, maps the tensors through another, so it can mix two versions of the file.)"""
-    raw = read_whole(path)
+def open_run_file(path: Path):
+    """A regular file of the run directory open for binary reading, and its size. The open does
+    not block (a pipe with no writer returns at once), and anything but a regular file is refused."""
     try:
-        tensors = st_load(raw)
-        header = header_json(raw)
-    except (SafetensorError, ValueError, TypeError, RuntimeError, OverflowError, RecursionError) as e:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise missing(path) from None
+    except OSError as e:
+        raise unreadable(path, e) from None
+    f = os.fdopen(fd, "rb")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        f.close()
+        raise not_regular(path)
+    return f, info.st_size
+
+
+def read_header(f, size: int, path: Path) -> dict:
+    """The JSON header of a safetensors file open at its start (`size` bytes long): an 8-byte
+    little-endian length, then that much JSON, at most MAX_HEADER_BYTES. Reads the header only."""
+    start = f.read(8)
+    if len(start) < 8:
+        raise damaged(path, f"not a readable safetensors file ({len(start)} bytes, shorter than the 8-byte header length)")
+    n = int.from_bytes(start, "little")
+    if n > min(MAX_HEADER_BYTES, size - 8):
+        raise damaged(path, f"not a readable safetensors file (the header says it is {n:,} bytes long, but "
+                            + (f"a header is at most {MAX_HEADER_BYTES:,})" if n > MAX_HEADER_BYTES else
+                               f"the file has {size - 8:,} after it)"))
+    try:
+        header = json.loads(f.read(n).decode("utf-8"))
+    except (ValueError, RecursionError) as e:
         raise damaged(path, f"not a readable safetensors file ({one_line(e)})") from None
-    meta = header.get("__metadata__")
-    if not isinstance(meta, dict) or "json" not in meta:
-        return tensors, None
-    try:
-        decoded = json.loads(meta["json"])
-    except (ValueError, TypeError, RecursionError):
-        raise damaged(path, "its metadata is not JSON") from None
-    if not isinstance(decoded, dict):
-        raise damaged(path, f"its metadata is {a(json_type(decoded))}, not an object")
-    return tensors, decoded
-
-
-def header_json(raw: bytes) -> dict:
-    """The JSON header of safetensors bytes: an 8-byte little-endian length, then that much JSON."""
-    if len(raw) < 8:
-        raise ValueError(f"{len(raw)} bytes, shorter than the 8-byte header length")
-    n = int.from_bytes(raw[:8], "little")
-    if n > len(raw) - 8:
-        raise ValueError(f"the header says it is {n:,} bytes long, but the file has {len(raw) - 8:,} after it")
-    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
     if not isinstance(header, dict):
-        raise ValueError("the header is not a JSON object")
+        raise damaged(path, "not a readable safetensors file (the header is not a JSON object)")
     return header
 
 
-def tensor_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype | None]]:
-    """Name -> (shape, dtype) of every tensor in a safetensors file, from its header alone."""
-    try:
-        with open(path, "rb") as f:
-            start = f.read(8)
-            n = int.from_bytes(start, "little") if len(start) == 8 else 0
-            size = os.fstat(f.fileno()).st_size
-            header = header_json(start + f.read(min(n, max(size - 8, 0))))
-    except FileNotFoundError:
-        raise missing(path) from None
-    except OSError as e:
-        raise unreadable(path, e) from None
-    except (ValueError, RecursionError) as e:
-        raise damaged(path, f"not a readable safetensors file ({one_line(e)})") from None
+def header_shapes(header: dict, path: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype | None]]:
+    """Name -> (shape, dtype) of every tensor a safetensors header describes."""
     out = {}
     for name, entry in header.items():
         if name == "__metadata__":
@@ -174,6 +198,80 @@ def tensor_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype | 
             raise damaged(path, f"not a readable safetensors file (tensor {name!r} has no valid shape)")
         out[name] = (tuple(shape), SAFETENSORS_DTYPES.get(entry.get("dtype")))
     return out
+
+
+def header_data_bytes(header: dict, path: Path) -> int:
+    """How many bytes of tensors follow the header, by the header: where its last tensor ends."""
+    ends = [0]
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int and o >= 0 for o in offsets):
+            raise damaged(path, f"not a readable safetensors file (tensor {name!r} has no valid data offsets)")
+        ends.append(offsets[1])
+    return max(ends)
+
+
+def header_metadata(header: dict, path: Path) -> dict | None:
+    """The JSON metadata save_tensors stores in a safetensors header (None when it has none)."""
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or "json" not in meta:
+        return None
+    try:
+        decoded = json.loads(meta["json"])
+    except (ValueError, TypeError, RecursionError):
+        raise damaged(path, "its metadata is not JSON") from None
+    if not isinstance(decoded, dict):
+        raise damaged(path, f"its metadata is {a(json_type(decoded))}, not an object")
+    return decoded
+
+
+def load_tensors(path: Path, expect=None) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """Every tensor of a safetensors file and its JSON metadata (None when it has none).
+
+    The header is read first, and `expect(header)`, when given, checks it (raising a RunError for
+    a file that is not what the caller needs) before the tensors are read: a file is read whole
+    only once its header describes what the run's model implies, and exactly as many bytes as
+    follow it. All of it comes through one open: a rename that replaces the file meanwhile leaves
+    this reader all of the old one. (safetensors' safe_open reads the header through one open and,
+    for PyTorch, maps the tensors through another, so it can mix two versions of the file.)"""
+    f, size = open_run_file(path)
+    with f:
+        try:
+            header = read_header(f, size, path)
+            if expect is not None:
+                expect(header)
+            described, following = header_data_bytes(header, path), size - f.tell()
+            if described != following:
+                raise damaged(path, f"not a readable safetensors file (its header describes {described:,} bytes of "
+                                    f"tensors, but {following:,} follow it)")
+            f.seek(0)
+            raw = f.read(size + 1)
+        except OSError as e:
+            raise unreadable(path, e) from None
+    if len(raw) != size:
+        raise damaged(path, "it changed size while being read (is another program writing it?)")
+    try:
+        tensors = st_load(raw)
+    except (SafetensorError, ValueError, TypeError, RuntimeError, OverflowError, RecursionError) as e:
+        raise damaged(path, f"not a readable safetensors file ({one_line(e)})") from None
+    return tensors, header_metadata(header, path)
+
+
+def tensor_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype | None]]:
+    """Name -> (shape, dtype) of every tensor in a safetensors file, from its header alone."""
+    f, size = open_run_file(path)
+    with f:
+        try:
+            return header_shapes(read_header(f, size, path), path)
+        except OSError as e:
+            raise unreadable(path, e) from None
+
+
+def tensor_bytes(model: torch.nn.Module) -> int:
+    """Bytes of a model's tensors, its state dict (the model may live on the meta device)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -244,10 +342,10 @@ def check_config(cfg, path: Path) -> None:
                        f"it knows {', '.join(REGISTRY)}")
 
     mc = cfg["model_config"]
-    for name, high in (("vocab_size", None), ("max_len", MAX_LEN)):
+    for name, high in (("vocab_size", MAX_VOCAB), ("max_len", MAX_ITEM_LENGTH)):  # the limits training keeps to
         value = mc.get(name)
-        if type(value) is not int or value < 1 or (high and value > high):
-            raise damaged(path, f'"model_config"["{name}"] is {json.dumps(value)[:40]}, not a whole number in 1..{high or "any"}')
+        if type(value) is not int or value < 1 or value > high:
+            raise damaged(path, f'"model_config"["{name}"] is {json.dumps(value)[:40]}, not a whole number in 1..{high}')
     check_section(mc, MODEL_OPTIONS, '"model_config"', path)
 
     vocab = cfg["vocab"]
@@ -258,9 +356,13 @@ def check_config(cfg, path: Path) -> None:
             raise damaged(path, f'"vocab"[{i}] is {json.dumps(ch)[:40]}, not one character (other than a newline)')
     if len(set(vocab)) != len(vocab):
         raise damaged(path, '"vocab" lists a character twice')
+    if len(vocab) > MAX_CHARS:
+        raise damaged(path, f'"vocab" has {len(vocab):,} characters, more than the {MAX_CHARS:,} training takes')
     labels = cfg.get("labels", [])
-    if type(labels) is not list or not all(type(label) is str and label for label in labels) or len(set(labels)) != len(labels):
-        raise damaged(path, '"labels" is not a list of distinct, non-empty labels')
+    if (type(labels) is not list or not all(type(label) is str and 0 < len(label) <= MAX_LABEL_LENGTH for label in labels)
+            or len(set(labels)) != len(labels) or len(labels) > MAX_LABELS):
+        raise damaged(path, f'"labels" is not a list of at most {MAX_LABELS:,} distinct labels of 1 to {MAX_LABEL_LENGTH} '
+                            'characters')
     if mc["vocab_size"] != len(vocab) + 1 + len(labels):
         raise damaged(path, f'"vocab" has {len(vocab)} characters and "labels" {len(labels)} labels but "model_config" '
                             f'says the model has {mc["vocab_size"]} tokens (the characters, the boundary and a start '
@@ -276,6 +378,8 @@ def check_config(cfg, path: Path) -> None:
             raise damaged(path, f'"data"["{key}"] is {a(json_type(data[key]))}, not {a(json_type(kind()))}')
     if not data["source"]:
         raise damaged(path, '"data"["source"] is empty')
+    if not 0 <= data["split_seed"] <= MAX_SEED:
+        raise damaged(path, f'"data"["split_seed"] is {data["split_seed"]}, not a seed in 0..{MAX_SEED}')
 
 
 class RunDir:
@@ -337,7 +441,7 @@ class RunDir:
 
     def lock_holder(self) -> str:
         try:
-            pid = self.file(LOCK).read_text(encoding="ascii").strip()
+            pid = read_regular(self.file(LOCK), 64).decode("ascii").strip()  # a pid, so a few bytes
         except (OSError, UnicodeDecodeError):
             pid = ""
         return f"pid {pid}" if pid.isdigit() else "pid unknown"
@@ -358,14 +462,53 @@ class RunDir:
     def create(self, config: dict) -> None:
         """Make the run directory with its config.json, first removing what an earlier run wrote there
         (only that: a file of the user's kept in the folder stays). Call it holding the lock."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        for name in TRAINING_OUTPUTS:
+        self.make()
+        self.remove_outputs()
+        self.write_config(config)
+
+    def make(self) -> list[Path]:
+        """Make the run directory and the folders above it that are missing; returns the folders
+        made, deepest first (what `discard` may remove again)."""
+        made = [p for p in (self.path, *self.path.parents) if not p.exists() and not p.is_symlink()]
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise WriteFailed(self.path, e, "choose another --out") from None
+        return made
+
+    def remove_outputs(self, also=()) -> None:
+        """Delete what training writes here (and the files named in `also`), nothing else."""
+        for name in (*TRAINING_OUTPUTS, *also):
             target = self.file(name)
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():
                 target.unlink()
-        self.write_config(config)
+
+    def discard(self, made: list[Path]) -> None:
+        """Undo a new run that failed before its first checkpoint: delete its config.json, what
+        training wrote and the temporary files of writes cut short, then what `made` lists (the
+        lock file and the folders the run created, deepest first) if nothing else is in them. Best
+        effort, holding the lock: a folder the user put a file into stays, with that file."""
+        try:
+            self.clean_temporary()
+            self.remove_outputs(also=(CONFIG,))
+            for path in made:
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink()
+        except OSError:
+            pass  # a folder not empty, or a disk that refuses even this: what is left is still unstarted
+
+    def read_summary(self) -> dict | None:
+        """summary.json of a finished run, or None when there is none (training never finished)."""
+        if not self.file(SUMMARY).exists():
+            return None
+        summary = read_json(self.file(SUMMARY))
+        if not isinstance(summary, dict):
+            raise damaged(self.file(SUMMARY), f"it holds a JSON {json_type(summary)}, not an object")
+        return summary
 
     def read_config(self) -> dict:
         if not self.path.exists():
@@ -373,21 +516,9 @@ class RunDir:
         if not self.path.is_dir():
             raise RunError(f"{self.path} is not a directory; pass the --out directory of a `makemore train` run")
         path = self.file(CONFIG)
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_CONFIG_BYTES + 1)
-        except FileNotFoundError:
-            raise RunError(f"{self.path} is not a makemore run directory (no {CONFIG}); pass the --out directory of a `makemore train` run") from None
-        except OSError as e:
-            raise unreadable(path, e) from None
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise damaged(path, f"it is larger than {MAX_CONFIG_BYTES >> 20} MB")
-        try:
-            cfg = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise damaged(path, f"it is not UTF-8 text (bad byte at offset {e.start})") from None
-        except (ValueError, RecursionError) as e:
-            raise damaged(path, f"it is not JSON ({one_line(e)})") from None
+        if not path.exists() and not path.is_symlink():
+            raise RunError(f"{self.path} is not a makemore run directory (no {CONFIG}); pass the --out directory of a `makemore train` run")
+        cfg = read_json(path)
         check_config(cfg, path)
         return cfg
 
@@ -404,8 +535,11 @@ class RunDir:
         check_weights(model.state_dict(), tensor_shapes(self.file(name)), self.file(name))
 
     def load_weights(self, model: torch.nn.Module, name: str = MODEL) -> None:
-        tensors, _ = load_tensors(self.file(name))
-        load_state(model, tensors, self.file(name))
+        """Load the weights file into `model`, its header checked against the model before the
+        tensors are read: the file is read only when it is as large as the model implies."""
+        path = self.file(name)
+        tensors, _ = load_tensors(path, lambda header: check_weights(model.state_dict(), header_shapes(header, path), path))
+        load_state(model, tensors, path)
 
     def append_metrics(self, record: dict) -> None:
         self.append_records(METRICS, [record])
@@ -420,34 +554,54 @@ class RunDir:
     def append_records(self, name: str, records: list[dict]) -> None:
         """Append JSON lines and fsync: a crash can cut only the last line, which reading skips.
         The new lines start on a line of their own: a cut last line is removed first, and a
-        complete one that lacks its newline gets it."""
+        complete one that lacks its newline gets it. A file is never grown past MAX_RECORDS_BYTES,
+        the most that reading takes. A write that fails (a full disk) is cut back off, so the file
+        holds what it held, and is a WriteFailed."""
         path = self.file(name)
-        with open(path, "ab") as f:
-            size = f.seek(0, os.SEEK_END)
-            if size:
-                with open(path, "rb") as r:
-                    tail_start, tail = last_line(r, size)
-                if tail is not None:  # the file does not end with a newline
-                    if parse_record(tail) is None:
-                        f.truncate(tail_start)  # a line cut by a crash: drop it (reading skips it too)
-                    else:
-                        f.write(b"\n")
-            f.write("".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+        new = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
+        try:  # non-blocking: a pipe put in the file's place fails at once instead of waiting for a reader
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_BINARY", 0), 0o666)
+        except OSError as e:
+            raise WriteFailed(path, e) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise not_regular(path)
+            size = info.st_size
+            if size + len(new) + 1 > MAX_RECORDS_BYTES:
+                advice = ("train a new run that records diagnostics less often (a larger --diagnostics-interval)"
+                          if name == DIAGNOSTICS else "train a new run that evaluates less often (a larger --eval-interval)")
+                raise RunError(f"{path} would grow past {MAX_RECORDS_BYTES:,} bytes, the most makemore reads back; {advice}")
+            try:
+                if size:
+                    with open(path, "rb") as r:
+                        tail_start, tail = last_line(r, size)
+                    if tail is not None:  # the file does not end with a newline
+                        if parse_record(tail) is None:
+                            os.ftruncate(fd, tail_start)  # a line cut by a crash: drop it (reading skips it too)
+                            size = tail_start
+                        else:
+                            new = b"\n" + new
+                write_all(fd, new)
+                os.fsync(fd)
+            except OSError as e:
+                try:
+                    os.ftruncate(fd, size)  # nothing half-appended stays
+                except OSError:
+                    pass  # then reading skips the cut line, and the next append drops it
+                raise WriteFailed(path, e) from None
+        finally:
+            os.close(fd)
 
     def read_records(self, name: str) -> list[dict]:
         """The JSON objects of a .jsonl file, one per line, each with an integer "step". The last
         line may have been cut by a crash during an append; it is skipped. Any other damaged line
         is an error naming the line: skipping it would silently lose the records after it."""
         path = self.file(name)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        if not path.exists() and not path.is_symlink():
             return []
-        except OSError as e:
-            raise unreadable(path, e) from None
-        lines = raw.split(b"\n")
+        lines = read_run_file(path, MAX_RECORDS_BYTES).split(b"\n")
         records = []
         for number, line in enumerate(lines, 1):
             last = number == len(lines)  # after the final newline, or a line that never got one
@@ -467,6 +621,17 @@ class RunDir:
         atomic_write(self.file(name), "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
 
 
+def read_json(path: Path):
+    """The JSON value of a run directory's .json file, at most MAX_JSON_BYTES, or one RunError."""
+    raw = read_run_file(path, MAX_JSON_BYTES)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise damaged(path, f"it is not UTF-8 text (bad byte at offset {e.start})") from None
+    except (ValueError, RecursionError) as e:
+        raise damaged(path, f"it is not JSON ({one_line(e)})") from None
+
+
 def run_vocabulary(config: dict) -> Vocabulary:
     """The vocabulary a run was trained with: its characters, and its labels if it has any."""
     return Vocabulary(config["vocab"], config.get("labels", []))
@@ -476,7 +641,7 @@ def run_dataset(config: dict, data: str | None = None, advice: str = "pass the o
     """A run's data (or `data` instead), split as in training, encoded with the run's vocabulary.
     `advice` says how the caller's user can point at the data when it has moved or changed."""
     source = data or config["data"]["source"]
-    limit = max(MAX_ITEM_CHARS, config["model_config"]["max_len"])  # the run's own items passed its limit
+    limit = max(DEFAULT_ITEM_LENGTH, config["model_config"]["max_len"])  # the run's own items passed its limit
     try:
         dataset = Dataset.load(source, config["data"]["split_seed"], vocab=run_vocabulary(config), max_item_chars=limit)
     except DataError as e:
@@ -564,19 +729,39 @@ def check_state_meta(meta, source: Path) -> dict:
     for key, types in STATE_NUMBERS.items():
         if key not in meta:
             raise damaged(source, f'its training state has no "{key}"')
-        if type(meta[key]) not in types or (key == "step" or key == "average_updates") and meta[key] < 0:
+        if type(meta[key]) not in types or key in ("step", "average_updates") and not 0 <= meta[key] <= MAX_STEPS:
             raise damaged(source, f'its training state\'s "{key}" is {json.dumps(meta[key])[:40]}, not a number it can use')
     if "eval_seconds" in meta and type(meta["eval_seconds"]) not in (int, float):  # absent in runs made before it was kept
         raise damaged(source, f'its training state\'s "eval_seconds" is {json.dumps(meta["eval_seconds"])[:40]}, not a number')
     return meta
 
 
-def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+def state_limit(model_bytes: int, step: int) -> int:
+    """The most bytes of tensors a state.safetensors of a model of `model_bytes` at `step` holds:
+    the model, its weight average and the optimiser's two moments (AdamW), a float32 loss per step,
+    and STATE_SLACK for the rest."""
+    return 4 * model_bytes + 4 * step + STATE_SLACK
+
+
+def state_bounds(path: Path, model_bytes: int):
+    """The check load_tensors makes of the header of a state.safetensors (at `path`) of a model of
+    `model_bytes`, before reading its tensors: no more than state_limit of them."""
+    def expect(header: dict) -> None:
+        meta = check_state_meta(header_metadata(header, path), path)
+        described, limit = header_data_bytes(header, path), state_limit(model_bytes, meta["step"])
+        if described > limit:
+            raise damaged(path, f"its header describes {described:,} bytes of tensors, more than the {limit:,} the "
+                                f"training state of this run's model at step {meta['step']:,} can hold")
+    return expect
+
+
+def read_state(path: Path, model_bytes: int | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """The tensors and metadata of state.safetensors, checked for what --resume reads: the
     metadata's numbers, the random states, the step losses and the optimiser's bytes. (The
     model's and the average's tensors are checked as they are loaded: load_state;
-    the optimiser's by restore_optimizer.)"""
-    tensors, meta = load_tensors(path)
+    the optimiser's by restore_optimizer.) With `model_bytes` (tensor_bytes of the run's model),
+    a file whose header describes more than such a state holds (state_limit) is refused unread."""
+    tensors, meta = load_tensors(path, None if model_bytes is None else state_bounds(path, model_bytes))
     check_state_meta(meta, path)
     for name, (dtype, dims) in STATE_TENSORS.items():
         t = tensors.get(name)

@@ -71,7 +71,9 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("train", help="train a model into a run directory")
-    p.add_argument("--data", help="text file, one item per line, or a built-in dataset (default: names)")
+    p.add_argument("--data", help="text file, one item per line (item<TAB>label on every line for labelled data), or a "
+                                  "built-in dataset (default: names). An item is a sequence of Unicode code points: an "
+                                  "accent written apart from its letter, or an emoji joined by U+200D, is several")
     p.add_argument("--model", help="model name (see `makemore models`)")
     p.add_argument("--out", help="run directory (default: runs/MODEL)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
@@ -102,7 +104,8 @@ def build_parser() -> Parser:
     p.add_argument("--format", choices=FORMATS, help="txt: one item per line; json: a list; csv: a header, then each "
                                                      "item and its nll_per_char (default: --out's extension, else txt)")
     p.add_argument("--json", action="store_true", help="the same as --format json")
-    p.add_argument("--out", metavar="FILE", help="write the items to FILE, whole or not at all, instead of printing them")
+    p.add_argument("--out", metavar="FILE", help="write the items to FILE, whole or not at all, instead of printing them "
+                                                 "(either way they are written as they are drawn, in constant memory)")
     p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.set_defaults(func=cmd_sample)
 
@@ -225,9 +228,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    from contextlib import nullcontext
+
     from .api import load
     from .constraints import NotEnough
-    from .output import check_out, format_of, render, write
+    from .output import ItemWriter, check_out, format_of, out_file
 
     if args.json and args.format not in (None, "json"):
         raise MakemoreError(f"--json is --format json; give one of --json and --format {args.format}")
@@ -242,18 +247,22 @@ def cmd_sample(args) -> int:
               f"{run.config['data']['source']}, in {PRETRAINED}); pass a run directory to use your own", file=sys.stderr)
     else:
         run = load(args.run, device=args.device)
-    status = 0
-    try:
-        items = run.sample(**options_given(args, SAMPLE_OPTIONS))
-    except NotEnough as e:
-        items, status = e.found, e.exit_code
-        print(f"makemore: {e}", file=sys.stderr)
-    text = render(items, fmt, run.score(items) if fmt == "csv" and items else [])
-    if args.out is None:
-        print(text, end="")
-    else:
-        write(args.out, text, args.force)
-        print(f"makemore: wrote {len(items)} items to {args.out} ({fmt})", file=sys.stderr)
+    status, shortfall = 0, None
+    chunks = run.stream(**options_given(args, SAMPLE_OPTIONS))  # checks every option before anything is written
+    # each chunk is written as it is drawn, so millions of items are never all in memory; to --out
+    # through a temporary file renamed at the end, so the file is whole or not there
+    with nullcontext(sys.stdout) if args.out is None else out_file(args.out, args.force) as out:
+        writer = ItemWriter(out, fmt)
+        try:
+            for items in chunks:
+                writer.write(items, run.score(items) if fmt == "csv" else None)
+        except NotEnough as e:  # the items found are written; say how many of how many
+            status, shortfall = e.exit_code, e
+        writer.close()
+    if shortfall is not None:
+        print(f"makemore: {shortfall}", file=sys.stderr)
+    if args.out is not None:
+        print(f"makemore: wrote {writer.count} items to {args.out} ({fmt})", file=sys.stderr)
     return status
 
 

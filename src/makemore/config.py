@@ -18,10 +18,28 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from .errors import MakemoreError
 
 DEFAULT_SPLIT_SEED = 42  # the seeds' random.seed(42) before shuffling the words
-MAX_SEED = 2**64 - 1  # the largest seed torch.manual_seed takes
-MAX_ITEM_CHARS = 1000  # default longest item: every item of a split is padded to the longest one
+DEFAULT_ITEM_LENGTH = 1000  # default --max-item-length: every item of a split is padded to the longest one
 DEFAULT_INTERVAL = 100  # steps between diagnostics records: keeps their cost small (benchmarks/diagnostics_overhead.py)
+
+# ---- limits ----------------------------------------------------------------------------------------
+# Each limit is one constant, read both by what accepts a value (the options below, the data reader,
+# training) and by what opens a run directory (checkpoint.py, api.py): a run that training writes is
+# never one that loading calls damaged. tests/test_limits_properties.py trains at each edge and loads.
+MAX_SEED = 2**64 - 1  # the largest seed torch.manual_seed takes (every seed option, config.json's split_seed)
+MAX_STEPS = 10**9  # steps of a run (and intervals counted in steps); state.safetensors' step
+MAX_ITEM_LENGTH = 10**6  # characters in an item: --max-item-length's ceiling, the largest max_len a run declares
+MAX_CHARS = 20_000  # distinct characters in the data: every predicted position costs a logit per token, and the
+# largest real alphabets of names and words (Chinese, Japanese, Korean) use under 10,000
+MAX_LABELS = 1_000  # distinct labels in labelled data: each is a start token of the vocabulary
+MAX_LABEL_LENGTH = 100  # characters in a label: config.json lists every label twice (vocabulary and counts)
+MAX_VOCAB = MAX_CHARS + 1 + MAX_LABELS  # tokens: the characters, the boundary, a start token per label
 MAX_PARAMS = 2 * 10**9  # a model past this would not fit in memory here, nor train in any time we mean
+# Files of a run directory are read whole, so each is bounded (config.json with the limits above is 1.05
+# MB at most: test_the_largest_config_training_can_write_fits_the_bound). The .jsonl files are appended
+# to by training, which refuses to grow one past its bound.
+MAX_JSON_BYTES = 16 << 20  # config.json, summary.json
+MAX_RECORDS_BYTES = 1 << 30  # metrics.jsonl (about 200 bytes an evaluation), diagnostics.jsonl
+MAX_HEADER_BYTES = 16 << 20  # the JSON header of a .safetensors file (a few kB for any model here)
 
 
 @dataclass(frozen=True)
@@ -160,12 +178,48 @@ class Config:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+# ---- the Python API's other arguments: each checked where it comes in, the message naming it -----------
+
+
+def shown_value(value) -> str:
+    """A value as an error message quotes it: its repr, cut short (a list of a million items is not quoted whole)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_path(name: str, value, optional: bool = True) -> None:
     """A file or folder argument of the Python API is a str or a path (None where it has a default)."""
     if value is None and optional:
         return
     if not isinstance(value, (str, os.PathLike)) or value == "":
-        raise MakemoreError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
+        raise MakemoreError(f"{name} must be a path (a str or pathlib.Path), got {shown_value(value)}")
+
+
+def check_text(name: str, value, optional: bool = True, choices: tuple[str, ...] | None = None) -> None:
+    """A text argument (None where it has a default), one of `choices` when given."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise MakemoreError(f"{name} must be text (got {shown_value(value)})")
+    if choices is not None and value not in choices:
+        raise MakemoreError(f"{name} must be one of: {', '.join(choices)} (got {shown_value(value)})")
+
+
+def check_flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise MakemoreError(f"{name} must be True or False (got {shown_value(value)})")
+
+
+def check_texts(name: str, values) -> list[str]:
+    """A list (or tuple) of texts, the first that is not text named by its index: texts[1]."""
+    if isinstance(values, str):
+        raise MakemoreError(f"{name} must be a list of texts, not one text: pass [{shown_value(values)}] for one item")
+    if not isinstance(values, (list, tuple)):
+        raise MakemoreError(f"{name} must be a list of texts (got {shown_value(values)})")
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise MakemoreError(f"{name}[{i}] must be text (got {shown_value(value)})")
+    return list(values)
 
 
 def unknown_option(name: str, known) -> MakemoreError:
@@ -205,7 +259,8 @@ DTYPES = ("float32", "bf16", "fp16")
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
-    max_steps: int = option(10_000, "optimisation steps (default: the model's)", needs=("steps",), low=0, high=10**9, resumable=True)
+    max_steps: int = option(10_000, "optimisation steps (default: the model's)", needs=("steps",), low=0, high=MAX_STEPS,
+                            resumable=True)
     time_budget: float | None = option(None, "stop after this many seconds of training", low=0.0, above=True, resumable=True)
     batch_size: int = option(32, "items per batch (characters for mlp)", needs=("steps",), low=1, high=2**20)
     optimizer: str = option("adamw", "optimiser", needs=("steps",), choices=OPTIMIZERS)
@@ -213,22 +268,22 @@ class TrainConfig(Config):
     lr_schedule: str = option("constant", "step: lr/10 from half way; cosine: down to lr/10", needs=("steps",),
                              choices=SCHEDULES)
     weight_decay: float = option(0.01, "AdamW's weight decay of the matrices", needs=("steps", "adamw"), low=0.0)
-    warmup_steps: int = option(0, "linear learning-rate warm-up steps", needs=("steps",), low=0, high=10**9)
+    warmup_steps: int = option(0, "linear learning-rate warm-up steps", needs=("steps",), low=0, high=MAX_STEPS)
     dropout_from: int = option(0, "train the first N steps without dropout or weight drop, then with them ('late "
                                   "dropout', Liu et al. 2023): quicker early progress, regularised later; 0: from the start",
-                               needs=("steps", "dropout"), low=0, high=10**9)
+                               needs=("steps", "dropout"), low=0, high=MAX_STEPS)
     ema: float = option(0.0, "keep a moving average of the weights with this decay (e.g. 0.999) and evaluate and save it; "
                              "0: off", needs=("steps",), low=0.0, high=0.999999999)
     eval_interval: int | None = option(None, "steps between exact evaluations and checkpoints (default: about 20 per run)",
-                                       needs=("steps",), low=1, high=10**9)
+                                       needs=("steps",), low=1, high=MAX_STEPS)
     seed: int = option(1337, "random seed for init, batches and dropout", needs=("steps",), low=0, high=MAX_SEED)
     split_seed: int = option(DEFAULT_SPLIT_SEED, "seed of the train/val/test shuffle", low=0, high=MAX_SEED)
-    max_item_length: int = option(MAX_ITEM_CHARS, "refuse data with a longer item (each item is padded to the longest)",
-                                  low=1, high=10**6)
+    max_item_length: int = option(DEFAULT_ITEM_LENGTH, "refuse data with a longer item (each item is padded to the longest)",
+                                  low=1, high=MAX_ITEM_LENGTH)
     diagnostics: bool = option(False, "record activation, gradient and update statistics for `makemore plot`",
                               needs=("steps",))
     diagnostics_interval: int | None = option(None, f"steps between diagnostic records (default {DEFAULT_INTERVAL})",
-                                              needs=("steps", "diagnostics"), low=1, high=10**9)
+                                              needs=("steps", "diagnostics"), low=1, high=MAX_STEPS)
     tensorboard: bool = option(False, "also log losses and learning rate to RUN/tensorboard (needs makemore[tensorboard])")
     threads: int | None = option(None, "torch threads on the CPU (default: $OMP_NUM_THREADS if set, else the cores this "
                                        "process may use less those other processes keep busy now, read from /proc/stat "
@@ -259,7 +314,7 @@ class SampleConfig(Config):
     seed: int | None = option(None, "same seed, same items (default: random)", low=0, high=MAX_SEED)
     # below about 1e-30, logits / temperature overflows float32 and the probabilities become NaN
     temperature: float = option(1.0, "below 1: safer, more typical items; above 1: wilder ones", low=1e-6, high=1e6)
-    top_k: int | None = option(None, "draw only from the k most likely next characters", low=1, high=10**6)
+    top_k: int | None = option(None, "draw only from the k most likely next characters", low=1, high=MAX_VOCAB)
     top_p: float | None = option(None, "draw only from the most likely characters that hold this much probability",
                                  low=0.0, above=True, high=1.0)
     prefix: str = option("", "continue items that start with this text")
@@ -268,10 +323,13 @@ class SampleConfig(Config):
     # contains, exclude, unique (and novel) keep only the items that meet them
     suffix: str = option("", "only items that end with this text")
     contains: str = option("", "only items that contain this text")
-    min_len: int | None = option(None, "items of at least N characters (the end is ruled out before N)", low=1, high=10**6)
-    max_len: int | None = option(None, "items of at most N characters (an item is ended at N)", low=1, high=10**6)
+    min_len: int | None = option(None, "items of at least N characters (the end is ruled out before N)", low=1,
+                                  high=MAX_ITEM_LENGTH)
+    max_len: int | None = option(None, "items of at most N characters (an item is ended at N)", low=1,
+                                  high=MAX_ITEM_LENGTH)
     exclude: str | None = option(None, "a file of items, one per line, never to return", metavar="FILE")
-    unique: bool = option(False, "no item twice in the output")
+    unique: bool = option(False, "no item twice in the output (it remembers every item given, about 100 bytes each, "
+                                 "as --novel does)")
     label: str | None = option(None, "a labelled model: items of this label (default: each item's label drawn from the "
                                      "labels' frequencies in the training data)")
 

@@ -12,6 +12,10 @@ Two kinds of constraint, chosen by what is cheap to do exactly:
   at most max(1000, 50 n) items drawn (`budget`). Fewer than n found raises NotEnough, which
   carries the ones found.
 
+Items are drawn a chunk at a time (`chunk_size`) and can be given as each chunk is drawn
+(`Constraints.stream`), so a million items are never all in memory; only `unique` (and `novel`)
+remember every item given, to give none twice.
+
 A constraint no item can meet is refused at once, before any drawing (`Constraints.check`).
 """
 
@@ -20,13 +24,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .config import OptionError, SampleConfig
 from .data import Vocabulary, decode, read_bytes
 from .errors import DataError, MakemoreError
 
 CHUNK = 4096  # items generated at once; bounds memory for large n
+# ...and at most this many numbers in a chunk's tokens and each step's probabilities (several copies):
+# a model of very long items or a large vocabulary draws fewer at once (about 128 MB for a chunk)
+SAMPLE_ELEMENTS = 1 << 24
+
+
+def chunk_size(longest: int, vocab_size: int) -> int:
+    """Items to draw at once: CHUNK, or fewer when CHUNK items of up to `longest` characters over a
+    vocabulary of `vocab_size` tokens would take more than SAMPLE_ELEMENTS numbers. For names (15
+    characters, 27 tokens) it is CHUNK."""
+    return max(1, min(CHUNK, SAMPLE_ELEMENTS // (longest + 8 * vocab_size)))
 
 
 def budget(n: int) -> int:
@@ -35,13 +49,15 @@ def budget(n: int) -> int:
 
 
 class NotEnough(MakemoreError):
-    """Fewer items than asked met the constraints within the draw budget; `found` holds those that did."""
+    """Fewer items than asked met the constraints within the draw budget: `count` did. `found`
+    holds them, from `Constraints.sample`; a stream has given them already and leaves it empty."""
 
     exit_code = 1
 
-    def __init__(self, found: list[str], wanted: int, draws: int, what: str):
-        self.found, self.wanted, self.draws = found, wanted, draws
-        super().__init__(f"found only {len(found)} of {wanted} {what} in {draws} draws; "
+    def __init__(self, count: int, wanted: int, draws: int, what: str):
+        self.found: list[str] = []
+        self.count, self.wanted, self.draws = count, wanted, draws
+        super().__init__(f"found only {count} of {wanted} {what} in {draws} draws; "
                          "ask for fewer, loosen the constraints or raise --temperature")
 
 
@@ -143,24 +159,41 @@ class Constraints:
             parts.append(f"not in {self.exclude_file}")
         return f"{kind} ({', '.join(parts)})" if parts else kind
 
-    def sample(self, draw: Callable[[int], list[str]], n: int, max_draws: int | None = None) -> list[str]:
-        """n items from `draw(k)` (k items at a time) that meet the constraints."""
+    def sample(self, draw: Callable[[int], list[str]], n: int, max_draws: int | None = None, chunk: int = CHUNK) -> list[str]:
+        """n items from `draw(k)` (k items at a time, at most `chunk`) that meet the constraints."""
+        items: list[str] = []
+        try:
+            for part in self.stream(draw, n, max_draws, chunk):
+                items += part
+        except NotEnough as e:
+            e.found = items
+            raise
+        return items
+
+    def stream(self, draw: Callable[[int], list[str]], n: int, max_draws: int | None = None,
+               chunk: int = CHUNK) -> Iterator[list[str]]:
+        """The items of `sample`, in the same order, as lists given as each draw is made."""
         if not self.filters:
-            return [item for i in range(0, n, CHUNK) for item in draw(min(CHUNK, n - i))]
+            for i in range(0, n, chunk):
+                yield draw(min(chunk, n - i))
+            return
         limit = max_draws or budget(n)
-        found: list[str] = []
-        seen: set[str] = set()
-        draws = 0
-        while len(found) < n and draws < limit:
-            k = min(CHUNK, max(256, 2 * (n - len(found))), limit - draws)
+        seen: set[str] = set()  # only for `unique`: the one thing that grows with n
+        found = draws = 0
+        while found < n and draws < limit:
+            k = min(chunk, max(256, 2 * (n - found)), limit - draws)
             draws += k
+            part = []
             for item in draw(k):
-                if len(found) < n and self.allows(item) and not (self.unique and item in seen):
-                    found.append(item)
-                    seen.add(item)
-        if len(found) < n:
+                if found < n and self.allows(item) and not (self.unique and item in seen):
+                    part.append(item)
+                    found += 1
+                    if self.unique:
+                        seen.add(item)
+            if part:
+                yield part
+        if found < n:
             raise NotEnough(found, n, draws, self.describe())
-        return found
 
 
 def as_text_path(value):

@@ -14,6 +14,7 @@ import hashlib
 import os
 import random
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-from .config import DEFAULT_SPLIT_SEED, MAX_ITEM_CHARS
+from .config import DEFAULT_ITEM_LENGTH, DEFAULT_SPLIT_SEED, MAX_CHARS, MAX_LABEL_LENGTH, MAX_LABELS
 from .errors import DataError
 
 BOUNDARY = 0
@@ -31,8 +32,9 @@ BUILTIN = {"names": "names.txt", "names-sex": "names-sex.txt"}
 LABEL_SEPARATOR = "\t"  # a labelled line is "item<TAB>label"
 SPLIT_NAMES = ("train", "val", "test")
 MIN_ITEMS = 10  # the smallest dataset whose 80/10/10 split leaves every part non-empty
-# The longest item read by default. Every item is padded to the longest of its split (pack), so
-# one 100,000-character line among short names would ask for gigabytes; refuse it instead.
+SHOWN_LINES = 5  # line numbers an error or a note names, at most
+BOM = "\ufeff"
+ZWJ = "\u200d"  # zero width joiner: glues emoji (and some scripts' letters) into one grapheme
 # Byte-order marks of the Unicode encodings read besides UTF-8; UTF-32's first, as UTF-32-LE's
 # mark begins with UTF-16-LE's.
 BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -52,21 +54,41 @@ def resolve_data(spec: str | None) -> Path:
     return path
 
 
+class NotRegular(OSError):
+    """What read_regular refuses: a pipe, a device or a folder, not a file of bytes."""
+
+
+class TooLarge(OSError):
+    """What read_regular refuses: a file larger than the limit its reader gives."""
+
+
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file, through one open. A named pipe or a device (/dev/zero,
+    /dev/stdin, or a link to one) is refused before anything is read: it could block, or never
+    end. The check is on the opened file (non-blocking, so opening a pipe with no writer returns
+    at once), not on its name. With `limit`, a larger file is refused from its size, unread, and
+    one that grows past it while being read is refused too. Raises OSError (NotRegular, TooLarge)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegular(f"{path} is not a regular file")
+        if limit is not None and info.st_size > limit:
+            raise TooLarge(info.st_size)
+        raw = f.read() if limit is None else f.read(limit + 1)
+        if limit is not None and len(raw) > limit:
+            raise TooLarge(len(raw))
+        return raw
+
+
 def read_bytes(path: Path) -> bytes:
-    """The bytes of a regular file. A named pipe or a device (/dev/zero, /dev/stdin) is refused
-    before anything is read: it could block, or never end. The check is on the opened file
-    (non-blocking, so opening a pipe with no writer returns at once), not on its name."""
+    """The bytes of a data file: a regular file (read_regular), or one DataError."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        return read_regular(path)
+    except NotRegular:
+        raise DataError(f"{path} is not a regular file (a pipe or a device); save the items to a file and pass that") from None
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DataError(f"{path} is not a regular file (a pipe or a device); save the items to a file and pass that")
-        try:
-            return f.read()
-        except OSError as e:
-            raise DataError(f"cannot read {path}: {e.strerror}") from None
 
 
 def decode(raw: bytes, path: Path) -> str:
@@ -86,29 +108,48 @@ def decode(raw: bytes, path: Path) -> str:
         raise DataError(f"{path} is not UTF-8 text (bad byte at offset {e.start}); convert it to UTF-8") from None
 
 
-def read_items(path: Path, max_item_chars: int = MAX_ITEM_CHARS) -> list[str]:
-    """Items of a text file, one per line.
+def read_lines(path: Path, max_item_chars: int = DEFAULT_ITEM_LENGTH) -> list[tuple[int, str]]:
+    """(line number, item) for the items of a text file, one per line.
 
     Lines end at "\\n" or "\\r\\n" and nowhere else: a form feed, U+0085 or U+2028 inside a line
     is a character of its item (str.splitlines would cut the item there). Each line is stripped
     of surrounding whitespace (str.strip: ASCII and Unicode); blank lines are dropped; characters
     inside an item, control characters included, are kept. The file is UTF-8 (a BOM allowed), or
-    UTF-16/UTF-32 with a BOM. An item longer than `max_item_chars` is refused, naming its line.
+    UTF-16/UTF-32 with a BOM. An item longer than `max_item_chars` is refused, naming its line, and
+    so is a byte-order mark anywhere but at the very start (files joined together keep theirs):
+    invisible, it would make "\\ufeffemma" an item of its own.
     """
     text = decode(read_bytes(path), path)
     if "\0" in text:
         raise DataError(f"{path} looks like a binary file (it has NUL characters); pass a text file, one item per line")
-    items = []
+    if BOM in text:
+        number = text.count("\n", 0, text.index(BOM)) + 1
+        raise DataError(f"{path} line {number} has a byte-order mark (U+FEFF) after the start of the file, as files "
+                        "joined together keep theirs; delete it (it is invisible, and would be a character of its item)")
+    lines = []
     for number, line in enumerate(text.split("\n"), 1):
         item = line.strip()  # also drops the "\r" of "\r\n"
         if len(item) > max_item_chars:
             raise DataError(f"{path} line {number} has {len(item):,} characters; the limit is {max_item_chars:,} "
                             "(--max-item-length); split or drop that line, or raise the limit")
         if item:
-            items.append(item)
-    if not items:
+            lines.append((number, item))
+    if not lines:
         raise DataError(f"{path} has no items (it is empty or only blank lines); put one item per line")
-    return items
+    return lines
+
+
+def read_items(path: Path, max_item_chars: int = DEFAULT_ITEM_LENGTH) -> list[str]:
+    """The items of a text file (read_lines, without the line numbers)."""
+    return [item for _, item in read_lines(path, max_item_chars)]
+
+
+def lines_named(numbers: list[int]) -> str:
+    """ "line 3", "lines 3, 17 and 40", or the first SHOWN_LINES of more: "lines 3, 17, 40, 41, 52, ...". """
+    shown = [f"{n:,}" for n in numbers[:SHOWN_LINES]]
+    if len(shown) == 1:
+        return f"line {shown[0]}"
+    return "lines " + (", ".join(shown) + ", ..." if len(numbers) > SHOWN_LINES else f"{', '.join(shown[:-1])} and {shown[-1]}")
 
 
 def fingerprint(items: list[str]) -> str:
@@ -116,19 +157,57 @@ def fingerprint(items: list[str]) -> str:
     return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
 
 
-def split_labels(lines: list[str]) -> tuple[list[str], list[str] | None]:
-    """(items, labels) of lines read from a file. The data is labelled when every line holds a TAB:
-    "item<TAB>label", split at the last TAB. Otherwise there are no labels, and a TAB is a
-    character of its item like any other."""
-    if not all(LABEL_SEPARATOR in line for line in lines):
+def split_labels(lines: list[str], numbers: list[int] | None = None, source: object = "the data"
+                 ) -> tuple[list[str], list[str] | None]:
+    """(items, labels) of lines read from a file (`numbers`: their line numbers in `source`, for
+    messages). The data is labelled when every line holds a TAB: "item<TAB>label", split at the
+    last TAB; unlabelled when none does. Some lines with a TAB and some without is refused, naming
+    the first lines of the fewer kind: a label forgotten on a few lines would otherwise turn the
+    whole file into unlabelled items with the labels inside them."""
+    numbers = numbers or list(range(1, len(lines) + 1))
+    tabbed = [LABEL_SEPARATOR in line for line in lines]
+    if not any(tabbed):
         return lines, None
+    if not all(tabbed):
+        untabbed = [n for n, has in zip(numbers, tabbed) if not has]
+        with_tab = [n for n, has in zip(numbers, tabbed) if has]
+        total = f"of {len(lines):,} lines"
+        if len(untabbed) <= len(with_tab):
+            raise DataError(f"{source}: no TAB on {lines_named(untabbed)} ({len(untabbed):,} {total}), where the others are "
+                            "item<TAB>label; give every line a label, or take the TABs out to train without labels")
+        raise DataError(f"{source}: a TAB on {lines_named(with_tab)} ({len(with_tab):,} {total}) and none on the others; a TAB "
+                        "separates an item from its label (item<TAB>label), so take those TABs out, or give every line a label")
     pairs = [line.rpartition(LABEL_SEPARATOR) for line in lines]
     items, labels = [item.strip() for item, _, _ in pairs], [label.strip() for _, _, label in pairs]
-    for number, (item, label) in enumerate(zip(items, labels), 1):
+    for number, line, item, label in zip(numbers, lines, items, labels):
         if not item or not label:
-            raise DataError(f"item {number} of the labelled data ({lines[number - 1]!r}) has an empty "
-                            f"{'item' if not item else 'label'}; write each line as item<TAB>label")
+            raise DataError(f"{source} line {number:,} ({line[:60]!r}) has an empty {'item' if not item else 'label'}; "
+                            "write each line as item<TAB>label")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise DataError(f"{source} line {number:,} has a label of {len(label):,} characters; a label has at most "
+                            f"{MAX_LABEL_LENGTH} (is the TAB in the right place?)")
     return items, labels
+
+
+def check_vocabulary(vocab: "Vocabulary", source: object) -> None:
+    """Refuse data with more distinct characters or labels than a run may hold (config.py's limits)."""
+    if len(vocab.alphabet) > MAX_CHARS:
+        raise DataError(f"{source} has {len(vocab.alphabet):,} distinct characters; makemore takes at most {MAX_CHARS:,} "
+                        "(each is a token the model weighs at every position); drop the items with the rarest ones")
+    if len(vocab.labels) > MAX_LABELS:
+        raise DataError(f"{source} has {len(vocab.labels):,} distinct labels; makemore takes at most {MAX_LABELS:,} "
+                        "(each is a start token of the model); merge some of them")
+
+
+def joined_lines(items: list[str], numbers: list[int]) -> tuple[list[int], list[str]]:
+    """The line numbers of the items holding a combining mark (Unicode category M: accents written
+    apart, vowel signs, variation selectors) or a zero width joiner, and those characters. makemore's
+    unit is the code point, so a sample may put one where no grapheme has it."""
+    marks = sorted(ch for ch in set("".join(items)) if ch == ZWJ or unicodedata.category(ch).startswith("M"))
+    if not marks:
+        return [], []
+    found = set(marks)
+    return [n for n, item in zip(numbers, items) if not found.isdisjoint(item)], marks
 
 
 class Vocabulary:
@@ -252,20 +331,43 @@ class Dataset:
     split_seed: int
     labels: list[str] | None = None  # each item's label, for labelled data
     split_labels: dict[str, list[str]] | None = None
+    numbers: list[int] | None = None  # each item's line number in the file
     _packed: dict = field(default_factory=dict, repr=False)  # (split, length) -> Packed: each split is packed once
 
     @classmethod
     def load(cls, spec: str | None, split_seed: int = DEFAULT_SPLIT_SEED, vocab: Vocabulary | None = None,
-             max_item_chars: int = MAX_ITEM_CHARS) -> "Dataset":
+             max_item_chars: int = DEFAULT_ITEM_LENGTH) -> "Dataset":
+        """The data of `spec`; with `vocab` (a run's), encoded with it, else with its own, checked
+        against the limits of config.py."""
         path = resolve_data(spec)
-        items, labels = split_labels(read_items(path, max_item_chars))
-        vocab = vocab or Vocabulary.from_items(items, labels)
+        numbered = read_lines(path, max_item_chars)
+        numbers = [n for n, _ in numbered]
+        items, labels = split_labels([line for _, line in numbered], numbers, path)
+        if vocab is None:
+            vocab = Vocabulary.from_items(items, labels)
+            check_vocabulary(vocab, path)
         if labels is None:
-            return cls(path, items, vocab, split_items(items, split_seed), split_seed)
+            return cls(path, items, vocab, split_items(items, split_seed), split_seed, numbers=numbers)
         # the items and their labels shuffled together: the same permutation as the items alone
         pairs = split_items(list(zip(items, labels)), split_seed)
         splits = {s: [item for item, _ in part] for s, part in pairs.items()}
-        return cls(path, items, vocab, splits, split_seed, labels, {s: [label for _, label in part] for s, part in pairs.items()})
+        return cls(path, items, vocab, splits, split_seed, labels, {s: [label for _, label in part] for s, part in pairs.items()},
+                   numbers=numbers)
+
+    def note(self) -> str | None:
+        """One line about the data worth knowing before training on it, or None: items that hold
+        combining marks or joiners, which makemore models as characters of their own."""
+        numbers = self.numbers or list(range(1, len(self.items) + 1))
+        lines, marks = joined_lines(self.items, numbers)
+        if not lines:
+            return None
+        shown = ", ".join(f"U+{ord(ch):04X}" for ch in marks[:SHOWN_LINES]) + (", ..." if len(marks) > SHOWN_LINES else "")
+        nfc = [unicodedata.normalize("NFC", item) for item in self.items]
+        advice = ("samples may hold a mark or joiner where no real text has one" if joined_lines(nfc, numbers)[0] else
+                  "samples may split an accent from its letter; every one of them composes under Unicode NFC, so "
+                  "normalising the file to NFC keeps them whole")
+        return (f"{self.path}: combining marks or joiners ({shown}) in {len(lines):,} of {len(self.items):,} items "
+                f"({lines_named(lines)}); makemore models each code point as a character, so {advice}")
 
     @property
     def fingerprint(self) -> str:

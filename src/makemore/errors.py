@@ -1,5 +1,6 @@
 """Errors a person can cause. The CLI prints their message on one line and exits with `exit_code`."""
 
+import errno
 import os
 
 
@@ -35,3 +36,19 @@ class Diverged(MakemoreError):
     """Training produced a loss that is not a finite number; the best finite model, if any, is kept."""
 
     exit_code = 3
+
+
+class WriteFailed(MakemoreError):
+    """A file could not be written: the disk is full, the folder is read-only, ... `full` says
+    whether it was the disk's space (ENOSPC, or a quota: EDQUOT), for callers that know what to do then."""
+
+    def __init__(self, path, error: OSError, todo: str | None = None):
+        self.path, self.error, self.errno = path, error, error.errno
+        self.full = error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+        read_only = error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+        why = ("the disk is full" if error.errno == errno.ENOSPC else "the disk quota is used up" if self.full
+               else error.strerror or str(error))
+        if todo is None:
+            todo = ("free some space and try again" if self.full else
+                    "choose a folder you can write" if read_only else "check the disk and try again")
+        super().__init__(f"cannot write {path}: {why}; {todo}")

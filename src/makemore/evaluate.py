@@ -35,19 +35,30 @@ class EvalResult:
         return out
 
 
+# the most logits one evaluation batch holds (64 MB of float32): a large vocabulary or long items
+# make batches of fewer items; names (2048 items of 16 positions over 27 tokens) never reach it
+EVAL_LOGITS = 1 << 24
+
+
 @torch.inference_mode()
 def item_nll(model: torch.nn.Module, data: Packed, batch_items: int = 2048) -> torch.Tensor:
     """Summed NLL of each item (all its characters and its end boundary), in eval mode, in the
     order of `data`. Items go through the model shortest first, so each batch is trimmed to its
-    own longest item: a random batch of 2048 names is mostly padding beyond the typical length."""
+    own longest item: a random batch of 2048 names is mostly padding beyond the typical length.
+    A batch holds at most EVAL_LOGITS logits (one item, at the least)."""
     was_training = model.training
     model.eval()
     try:
         lengths = (data.y != IGNORE).sum(1)
         order = torch.argsort(lengths, stable=True)
         out = torch.empty(len(data), dtype=torch.float64, device=data.y.device)
-        for i in range(0, len(data), batch_items):
+        vocab_size = model.config.vocab_size
+        i = 0
+        while i < len(data):
             rows = order[i : i + batch_items]
+            fit = max(1, EVAL_LOGITS // (int(lengths[rows[-1]]) * vocab_size))  # as many, this long, as fit
+            rows = rows[:fit]
+            i += len(rows)
             T = int(lengths[rows[-1]])
             x, y = data.x[rows, :T], data.y[rows, :T]
             logits = model(x)

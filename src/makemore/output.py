@@ -1,15 +1,17 @@
-"""Results as text: sampled items as txt, json or csv (to a file, whole or not at all), and a
-per-character explanation as a table a person can read."""
+"""Results as text: sampled items as txt, json or csv, written as they are drawn (to a file, whole
+or not at all), and a per-character explanation as a table a person can read."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
-from .checkpoint import atomic_write
-from .errors import MakemoreError
+from .checkpoint import atomic_file
+from .errors import MakemoreError, WriteFailed
 from .explain import Position
 from .sample import Score
 
@@ -24,19 +26,44 @@ def format_of(out: str | None, fmt: str | None) -> str:
     return suffix if suffix in FORMATS else "txt"
 
 
+class ItemWriter:
+    """Items written to a text stream chunk by chunk, as they are drawn, in one of FORMATS:
+    txt, one item per line; json, one list of the items (exactly json.dumps of the list); csv, a
+    header, then each item and its nll_per_char. `close` ends the output."""
+
+    def __init__(self, out: TextIO, fmt: str):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
+        self.out, self.fmt, self.count = out, fmt, 0
+        if fmt == "csv":
+            self.csv = csv.writer(out, lineterminator="\n")
+            self.csv.writerow(["item", "nll_per_char"])
+
+    def write(self, items: list[str], scores: list[Score] | None = None) -> None:
+        """More items; csv needs their scores."""
+        if self.fmt == "txt":
+            self.out.write("".join(item + "\n" for item in items))
+        elif self.fmt == "json":
+            for item in items:
+                self.out.write(("[" if self.count == 0 else ", ") + json.dumps(item, ensure_ascii=False))
+                self.count += 1
+            return
+        else:
+            self.csv.writerows([s.text, f"{s.nll_per_char:.4f}"] for s in scores)
+        self.count += len(items)
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("[]\n" if self.count == 0 else "]\n")
+
+
 def render(items: list[str], fmt: str, scores: list[Score] | None = None) -> str:
-    """txt: one item per line; json: a list of the items; csv: a header, then item and nll_per_char."""
-    if fmt == "txt":
-        return "".join(item + "\n" for item in items)
-    if fmt == "json":
-        return json.dumps(items, ensure_ascii=False) + "\n"
-    if fmt == "csv":
-        buffer = io.StringIO(newline="")
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["item", "nll_per_char"])
-        writer.writerows([s.text, f"{s.nll_per_char:.4f}"] for s in scores)
-        return buffer.getvalue()
-    raise ValueError(f"unknown format {fmt!r}")
+    """All of the items as ItemWriter writes them."""
+    buffer = io.StringIO(newline="")
+    writer = ItemWriter(buffer, fmt)
+    writer.write(items, scores)
+    writer.close()
+    return buffer.getvalue()
 
 
 def check_out(path: str, force: bool) -> Path:
@@ -51,13 +78,21 @@ def check_out(path: str, force: bool) -> Path:
     return out
 
 
-def write(path: str, text: str, force: bool) -> None:
-    """The whole text under `path`, or nothing: written to a temporary file and renamed over it."""
-    out = check_out(path, force)  # again: the file may have appeared while sampling
+@contextmanager
+def out_file(path: str, force: bool):
+    """A text stream (UTF-8, "\\n" line ends) whose whole content appears at `path` when the block
+    ends, or nothing does: written to a temporary file beside it and renamed over it then
+    (checkpoint.atomic_file). A full disk or a read-only folder is one WriteFailed."""
+    out = check_out(path, force)
     try:
-        atomic_write(out, text.encode("utf-8"))
-    except OSError as e:
-        raise MakemoreError(f"cannot write --out {path} ({e.strerror or e}); check the folder's permissions") from None
+        with atomic_file(out) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            yield text
+            text.flush()
+            text.detach()  # atomic_file closes the file itself, after its fsync
+            check_out(path, force)  # again, before the rename: the file may have appeared while sampling
+    except WriteFailed as e:
+        raise WriteFailed(f"--out {path}", e.error) from None
 
 
 def shown(char: str, end: bool) -> str:

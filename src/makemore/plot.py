@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .checkpoint import DIAGNOSTICS, STATE, STEP_LOSS, RunDir, atomic_write, load_tensors, run_dataset
+from .checkpoint import (CONFIG, DIAGNOSTICS, STATE, STEP_LOSS, RunDir, atomic_write, load_tensors, run_dataset, state_bounds,
+                         tensor_bytes)
 from .diagnostics import BINS, SATURATED
 from .data import BOUNDARY_SHOWN
-from .errors import MakemoreError, RunError
+from .errors import MakemoreError, RunError, WriteFailed
 
 KINDS = ("loss", "bigram", "embedding", "activations", "gradients", "updates")
 DPI = 100
@@ -58,19 +60,31 @@ def new_figure(width: float, height: float):
 def save(fig, path: Path, data: dict) -> Picture:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    atomic_write(path, buf.getvalue())
+    try:
+        atomic_write(path, buf.getvalue())
+    except WriteFailed as e:
+        raise WriteFailed(path, e.error, elsewhere(path)) from None
     width, height = (int(round(v)) for v in fig.get_size_inches() * fig.dpi)
     return Picture(Path(path), (width, height), data, fig)
 
 
 def png_path(path: str | Path) -> Path:
-    """Where a picture goes, checked before any work is done."""
+    """Where a picture goes, checked before any work is done: a PNG name in a folder that exists and
+    that this process may write (os.access: a read-only file system, or a folder without write
+    permission for this user; root may write any folder but a read-only file system's)."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise MakemoreError(f"--out {path}: pictures are PNG files; give a name ending in .png")
     if not path.parent.is_dir():
         raise MakemoreError(f"--out {path}: directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise MakemoreError(f"cannot write {path}: the folder {path.parent} is not writable here; {elsewhere(path)}")
     return path
+
+
+def elsewhere(path: Path) -> str:
+    """What to do when a picture cannot be written where it was to go."""
+    return f"pass --out with a PNG file in a folder you can write (e.g. --out ~/{path.name})"
 
 
 def colours(n: int) -> list:
@@ -88,10 +102,11 @@ def plot(run_path: str | Path, kind: str, out: str | Path | None = None, step: i
         raise MakemoreError(f"--step picks the diagnostics of --kind activations or gradients; --kind {kind} does not read it")
     require_matplotlib()
     run = RunDir(run_path)
-    model = run.read_config()["model"]  # read first: a clear error for a missing or foreign directory
+    config = run.read_config()  # read first: a clear error for a missing or foreign directory
+    model = config["model"]
     path = png_path(run.path / f"{kind}.png" if out is None else out)
     if kind == "loss":
-        return loss(run, model, path)
+        return loss(run, config, path)
     if kind in ("bigram", "embedding"):
         from .api import load
 
@@ -110,11 +125,15 @@ def plot(run_path: str | Path, kind: str, out: str | Path | None = None, step: i
 # --- loss -------------------------------------------------------------------------------
 
 
-def step_losses(run: RunDir) -> torch.Tensor:
-    """Every step's training batch loss, from the last checkpoint (empty for counted models)."""
+def step_losses(run: RunDir, config: dict) -> torch.Tensor:
+    """Every step's training batch loss, from the last checkpoint (empty for counted models). The
+    state is read only if its header is of the size the run's model implies (read_state)."""
     if not run.file(STATE).exists():
         return torch.empty(0)
-    tensors, _ = load_tensors(run.file(STATE))
+    from .api import skeleton
+
+    model_bytes = tensor_bytes(skeleton(config, run.file(CONFIG)))
+    tensors, _ = load_tensors(run.file(STATE), state_bounds(run.file(STATE), model_bytes))
     return tensors.get(STEP_LOSS, torch.empty(0)).float()
 
 
@@ -123,14 +142,16 @@ def smooth(values: torch.Tensor, window: int) -> dict:
     centre step, mean, and its quartiles, which show how noisy the batches are."""
     n = len(values) // window * window
     windows = values[:n].view(-1, window)
+    if not len(windows):  # a counted model (the bigram) takes no steps: only its evaluation is drawn
+        return {"smoothed_steps": [], "smoothed": [], "band": [[], []]}
     lo, hi = windows.nanquantile(torch.tensor([0.25, 0.75]), dim=1)
     return {"smoothed_steps": (torch.arange(len(windows)) * window + (window - 1) / 2).tolist(),
             "smoothed": windows.nanmean(1).tolist(), "band": [lo.tolist(), hi.tolist()]}
 
 
-def loss(run: RunDir, model: str, path: Path) -> Picture:
+def loss(run: RunDir, config: dict, path: Path) -> Picture:
     metrics = run.read_metrics()
-    losses = step_losses(run)
+    losses = step_losses(run, config)
     if not metrics and not len(losses):
         raise RunError(f"{run.path} has no losses yet (metrics.jsonl is empty); train it first")
     window = max(1, min(SMOOTH_MIN, len(losses)), len(losses) // SMOOTH_POINTS)
@@ -151,7 +172,7 @@ def loss(run: RunDir, model: str, path: Path) -> Picture:
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per character)")
     best = f", best val {min(data['val']):.4f}" if metrics else ""
-    ax.set_title(f"{model}: training loss{best}")
+    ax.set_title(f"{config['model']}: training loss{best}")
     ax.grid(alpha=0.3)
     ax.legend()
     return save(fig, path, data)

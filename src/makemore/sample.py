@@ -56,9 +56,9 @@ def generate(
         logits, state = model.step(token, state)
         for i in prefix_ids:
             logits, state = model.step(token.fill_(i), state)
-        out = torch.full((n, max_len - len(prefix_ids)), BOUNDARY, dtype=torch.long, device=device)
+        columns = []  # each step's tokens: memory for the characters drawn, not for max_len of them
         done = torch.zeros(n, dtype=torch.bool, device=device)
-        for t in range(out.shape[1]):
+        for t in range(max_len - len(prefix_ids)):
             if len(prefix_ids) + t < max(1, min_len):
                 # the data has no empty item, so an item never ends before its first character, nor
                 # before min_len: the boundary is ruled out there (the other characters keep their
@@ -79,13 +79,14 @@ def generate(
                                     "or did training diverge?); retrain it, with a lower --lr if it diverged")
             token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
             token = token.masked_fill(done, BOUNDARY)
-            out[:, t] = token
+            columns.append(token)
             done |= token == BOUNDARY
             if bool(done.all()):
                 break
             logits, state = model.step(token, state)
     finally:
         model.train(was_training)
+    out = torch.stack(columns, 1) if columns else torch.empty((n, 0), dtype=torch.long)
     return [prefix + vocab.decode(row) for row in out.tolist()]
 
 

@@ -14,7 +14,6 @@ it. Inference runs in a few worker threads off the event loop (see `Limits`).
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import socket
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import MakemoreError
+from .errors import MakemoreError, RunError
 
 try:
     import anyio
@@ -41,7 +40,6 @@ import torch
 
 from . import __version__
 from .api import PRETRAINED, Run, load, load_pretrained
-from .checkpoint import SUMMARY
 from .config import SampleConfig
 from .constraints import NotEnough
 from .data import BUILTIN
@@ -128,8 +126,8 @@ def card(name: str, run: Run) -> dict:
     cfg = run.config
     data = cfg.get("data", {})
     try:
-        summary = json.loads(run.dir.file(SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # no summary.json (training never finished): a card without NLLs
+        summary = run.dir.read_summary() or {}  # none: training never finished, a card without NLLs
+    except RunError:  # a damaged summary.json (checkpoint.read_json: a regular file of bounded size) gives no NLLs either
         summary = {}
     return {
         "name": name,

@@ -24,14 +24,15 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from . import __version__, signals, tensorboard
-from .checkpoint import (MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, loaded_bytes, read_state, restore_optimizer,
-                         run_dataset, save_tensors, saved_bytes, write_json)
-from .config import MAX_PARAMS, TRAIN_OPTIONS, check_path, ModelConfig, OptionError, TrainConfig, resume_changes, split_options
+from .checkpoint import (LOCK, MODEL, STATE, STEP_LOSS, SUMMARY, RunDir, load_state, loaded_bytes, read_state, restore_optimizer,
+                         run_dataset, save_tensors, saved_bytes, tensor_bytes, write_json)
+from .config import (MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, check_flag, check_path, check_text,
+                     resume_changes, split_options)
 from .data import BUILTIN, IGNORE, SPLIT_NAMES, Dataset
-from .device import cpu_threads, pick_device
+from .device import DEVICES, cpu_threads, pick_device
 from .diagnostics import DEFAULT_INTERVAL, Diagnostics
 from .distributed import Ranks, ranks_of
-from .errors import Diverged, MakemoreError, RunError
+from .errors import Diverged, MakemoreError, RunError, WriteFailed
 from .evaluate import EvalResult, evaluate
 from .models import DEFAULT_MODEL, CharModel, build, get_spec, model_options, why_not
 
@@ -108,8 +109,9 @@ def check_size(name: str, config: ModelConfig) -> None:
     with torch.device("meta"):
         n = build(name, config).num_params()
     if n > MAX_PARAMS:
-        raise MakemoreError(f"{name} with these options has {n:,} parameters, more than the {MAX_PARAMS:,} makemore allows; "
-                            "make --n-embd, --n-hidden, --n-layer or --block-size smaller")
+        raise MakemoreError(f"{name} with these options and a vocabulary of {config.vocab_size:,} tokens has {n:,} "
+                            f"parameters, more than the {MAX_PARAMS:,} makemore allows; make --n-embd, --n-hidden, "
+                            "--n-layer or --block-size smaller, or use data with fewer distinct characters")
 
 
 @dataclass
@@ -166,7 +168,10 @@ def train(
     anything is written.
     """
     check_path("data", data)
+    check_text("model", model)
     check_path("out", out)
+    check_common(device, quiet, log)
+    check_flag("force", force)
     dataset = load_data(data, options)
     name, config, tc = resolve_configs(model, dataset, options)
     if tc.tensorboard:
@@ -178,20 +183,40 @@ def train(
     with ranks_of(dev) as ranks, ExitStack() as held:
         check_batch(tc, ranks)
         ranks.on_main(lambda: run.check_new(force))  # rank 0 alone looks at and writes the run directory
+        note = dataset.note()
+        if note and ranks.main:
+            log(f"makemore: note: {note}")
 
         torch.manual_seed(tc.seed)
         net = build(name, config).to(ranks.device)
         ranks.seed_dropout(tc.seed)
+        made: list[Path] = []  # the lock file and folders this run made, which a failure before its first checkpoint removes
+        ours = False  # whether the run directory is this run's: locked, and checked again under the lock
 
         def create():
             # the run directory appears only once everything above has been checked
-            run.path.mkdir(parents=True, exist_ok=True)
+            nonlocal ours
+            made.extend(run.make())
+            if not run.file(LOCK).exists():
+                made.insert(0, run.file(LOCK))
             held.enter_context(run.lock())
             run.check_new(force)  # again, holding the lock: another process may have started here meanwhile
+            ours = True
             run.create(run_config(name, config, tc, dataset, data_source(data, dataset), net.num_params()))
 
-        ranks.on_main(create)
-        return Trainer(run, net, dataset, tc, ranks.device, quiet, log, ranks).fit()
+        try:
+            ranks.on_main(create)
+            return Trainer(run, net, dataset, tc, ranks.device, quiet, log, ranks).fit()
+        except BaseException as e:
+            if not ours:
+                raise
+            if not run.file(STATE).exists() and not run.file(SUMMARY).exists():
+                # a new run that stopped before its first checkpoint holds nothing to resume or keep: it goes,
+                # rather than stay a folder that looks like a run but has no model
+                run.discard(made)
+            if isinstance(e, WriteFailed):
+                raise said_of_the_run(e, run) from None
+            raise
 
 
 def check_batch(tc: TrainConfig, ranks: Ranks) -> None:
@@ -215,6 +240,7 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
     continues as it was configured."""
     changes = resume_changes({k: v for k, v in changes.items() if v is not None})
     check_path("run_path", run_path, optional=False)
+    check_common(device, quiet, log)
     run = RunDir(run_path)
     run.read_config()  # a clear error for a missing or foreign directory before locking anything in it
     dev = pick_device(device)
@@ -238,9 +264,33 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
         tc = TrainConfig.from_dict(saved["train_config"])
         check_batch(tc, ranks)
         net = build(saved["model"], ModelConfig.from_dict(saved["model_config"])).to(ranks.device)
-        if ranks.main:
-            run.write_config(saved)
-        return Trainer(run, net, dataset, tc, ranks.device, quiet, log, ranks).fit(resume=True)
+        try:
+            if ranks.main:
+                run.write_config(saved)
+            return Trainer(run, net, dataset, tc, ranks.device, quiet, log, ranks).fit(resume=True)
+        except WriteFailed as e:
+            raise said_of_the_run(e, run) from None
+
+
+def check_common(device, quiet, log) -> None:
+    """The arguments train and resume share, besides the options."""
+    check_text("device", device, optional=False, choices=DEVICES)
+    check_flag("quiet", quiet)
+    if not callable(log):
+        raise MakemoreError(f"log must be a function of one message, such as print (got {log!r:.60})")
+
+
+def said_of_the_run(e: WriteFailed, run: RunDir) -> WriteFailed:
+    """A write that failed during training, with what the run directory holds now and what to do:
+    a full disk leaves the last checkpoint as it was (every write is atomic, and a cut append is
+    cut back off), so once there is space `--resume` goes on from it; a new run that had none was
+    discarded."""
+    if not run.file(STATE).exists():
+        return WriteFailed(e.path, e.error, "the run had no checkpoint yet, so nothing of it was kept; "
+                                            + ("free some space and train again" if e.full else "fix that and train again"))
+    todo = "the run directory is as its last checkpoint left it; "
+    todo += "free some space, then" if e.full else "fix that, then"
+    return WriteFailed(e.path, e.error, todo + f" `makemore train --resume {run.path}` goes on from there")
 
 
 class WeightAverage:
@@ -576,7 +626,7 @@ class Trainer:
         """Every rank restores the model, optimiser and random states; rank 0 also the weight average,
         and it alone cuts metrics.jsonl (and diagnostics) back to the checkpoint."""
         path = self.run.file(STATE)
-        tensors, meta = read_state(path)
+        tensors, meta = read_state(path, tensor_bytes(self.model))
         load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
         restore_optimizer(self.optimizer, tensors, path)
         if self.scaler and "scaler" in tensors:
