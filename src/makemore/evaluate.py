@@ -35,24 +35,35 @@ class EvalResult:
         return out
 
 
+# Logits one batch of item_nll may hold. A labelled model has a token per label, so with thousands
+# of labels 2048 items would need gigabytes; below this bound the batches are as before.
+LOGITS_PER_BATCH = 2**24
+
+
 @torch.inference_mode()
 def item_nll(model: torch.nn.Module, data: Packed, batch_items: int = 2048) -> torch.Tensor:
     """Summed NLL of each item (all its characters and its end boundary), in eval mode, in the
     order of `data`. Items go through the model shortest first, so each batch is trimmed to its
-    own longest item: a random batch of 2048 names is mostly padding beyond the typical length."""
+    own longest item: a random batch of 2048 names is mostly padding beyond the typical length.
+    A batch holds at most `batch_items` items and LOGITS_PER_BATCH logits."""
     was_training = model.training
     model.eval()
     try:
         lengths = (data.y != IGNORE).sum(1)
         order = torch.argsort(lengths, stable=True)
         out = torch.empty(len(data), dtype=torch.float64, device=data.y.device)
-        for i in range(0, len(data), batch_items):
-            rows = order[i : i + batch_items]
+        sizes = torch.arange(1, batch_items + 1, device=lengths.device) * model.config.vocab_size
+        i = 0
+        while i < len(data):
+            # the most items from i on whose batch, k items as long as the k-th, holds few enough logits
+            ahead = lengths[order[i : i + batch_items]]
+            rows = order[i : i + max(1, int((sizes[: len(ahead)] * ahead <= LOGITS_PER_BATCH).sum()))]
             T = int(lengths[rows[-1]])
             x, y = data.x[rows, :T], data.y[rows, :T]
             logits = model(x)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE, reduction="none")
             out[rows] = loss.view(y.shape).sum(1).double()
+            i += len(rows)
         return out
     finally:
         model.train(was_training)
