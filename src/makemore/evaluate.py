@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from . import deadline
 from .data import IGNORE, Packed
 
 
@@ -55,6 +56,7 @@ def item_nll(model: torch.nn.Module, data: Packed, batch_items: int = 2048) -> t
         sizes = torch.arange(1, batch_items + 1, device=lengths.device) * model.config.vocab_size
         i = 0
         while i < len(data):
+            deadline.check()
             # the most items from i on whose batch, k items as long as the k-th, holds few enough logits
             ahead = lengths[order[i : i + batch_items]]
             rows = order[i : i + max(1, int((sizes[: len(ahead)] * ahead <= LOGITS_PER_BATCH).sum()))]

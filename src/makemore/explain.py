@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from . import deadline
 from .data import BOUNDARY, Vocabulary
 from .errors import MakemoreError
 from .models import CharModel
@@ -75,6 +76,7 @@ def step_log_probs(model: CharModel, starts: list[int], targets: torch.Tensor) -
         targets = targets.to(device)
         log_probs = []
         for t in range(targets.shape[1]):
+            deadline.check()
             logits, state = model.step(token, state)
             log_probs.append(torch.log_softmax(logits.float(), dim=-1))
             token = targets[:, t]

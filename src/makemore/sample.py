@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from . import deadline
 from .data import BOUNDARY, Packed, Vocabulary, pack
 from .errors import MakemoreError
 from .evaluate import item_nll
@@ -59,6 +60,7 @@ def generate(
         out = torch.full((n, max_len - len(prefix_ids)), BOUNDARY, dtype=torch.long, device=device)
         done = torch.zeros(n, dtype=torch.bool, device=device)
         for t in range(out.shape[1]):
+            deadline.check()
             if len(prefix_ids) + t < max(1, min_len):
                 # the data has no empty item, so an item never ends before its first character, nor
                 # before min_len: the boundary is ruled out there (the other characters keep their
