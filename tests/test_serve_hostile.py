@@ -1,5 +1,6 @@
 """makemore serve against hostile requests (issue 19): other sites' names in the Host header (DNS
-rebinding). The real server is started on 127.0.0.1 only."""
+rebinding), requests whose work nothing bounded (thousands of labels, long inference), and
+clients that send half a request and stall. The real server is started on 127.0.0.1 only."""
 
 import json
 import socket
@@ -18,10 +19,9 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient  # noqa: E402
 
 import makemore  # noqa: E402
-import uvicorn  # noqa: E402
 from makemore.data import resolve_data  # noqa: E402
 from makemore.errors import MakemoreError  # noqa: E402
-from makemore.serve import AllowedHosts, create_app, host_name, listen  # noqa: E402
+from makemore.serve import AllowedHosts, Limits, create_app, host_name, listen, server  # noqa: E402
 
 QUIET = dict(quiet=True, log=lambda m: None)
 
@@ -106,17 +106,51 @@ def test_host_names_are_read_as_a_browser_writes_them():
     assert [host_name(h) for h in ("example.com:", "example.com:8o", "[::1]8000", "a@b", "a/b", "")] == [None] * 6
 
 
-def test_serve_refuses_a_bad_allowed_host_in_one_line(run_cli, runs):
+def test_serve_refuses_a_bad_allowed_host_and_time_limit_in_one_line(run_cli, runs):
     status, _, err = run_cli("serve", runs["bigram"].path, "--allowed-host", "a b")
     assert status == 2 and err.count("\n") == 1 and "--allowed-host 'a b' is not a host name or address" in err
+    for bad in ("0", "-1", "nan", "inf"):
+        status, _, err = run_cli("serve", runs["bigram"].path, "--time-limit", bad)
+        assert status == 2 and err.count("\n") == 1 and "--time-limit must be a number of seconds above 0" in err
+
+
+# ---- the cost of one request: items x labels, and a time limit ----
+
+def test_items_times_labels_is_bounded_per_request(runs):
+    client = TestClient(create_app(runs, Limits(max_pairs=1000)), base_url="http://localhost")
+    message = one_line_error(client.post("/api/score", json={"model": "many", "texts": ["emma"] * 4}), 422,
+                             "scoring 4 items under each of model 'many''s 300 labels is 1,200 item-label pairs, over the "
+                             "1,000 one request may ask for; ask for at most 3 items per request, or give a label")
+    assert message
+    ok = client.post("/api/score", json={"model": "many", "texts": ["emma"] * 3})
+    assert ok.status_code == 200 and len(ok.json()["scores"]) == 3
+    assert client.post("/api/score", json={"model": "many", "texts": ["emma"] * 4, "label": "L0"}).status_code == 200
+    # a sample without a label scores what it drew under every label too
+    one_line_error(client.post("/api/sample", json={"model": "many", "n": 4}), 422, "1,200 item-label pairs")
+    assert len(client.post("/api/sample", json={"model": "many", "n": 4, "label": "L7"}).json()["items"]) == 4
+    assert len(client.post("/api/sample", json={"model": "bigram", "n": 1000}).json()["items"]) == 1000  # no labels: n
+
+
+def test_a_request_over_the_time_limit_is_a_503_and_frees_its_worker(runs, ticking_clock, count_calls):
+    app = create_app(runs, Limits(workers=1, time_limit=5))
+    client = TestClient(app, base_url="http://localhost")
+    steps = count_calls(runs["bigram"].model, "step")
+    with ticking_clock():
+        r = client.post("/api/sample", json={"model": "bigram", "n": 1000, "suffix": "zzq", "seed": 0})
+        one_line_error(r, 503, "the request needed more than 5 s of computing and was stopped; ask for fewer items")
+        assert len(steps) == 5  # the start token's step and four more: stopped, not run through its 50,000 draws
+        r = client.post("/api/score", json={"model": "many", "texts": ["emma"] * 30, "explain": False})
+        one_line_error(r, 503, "needed more than 5 s")
+    # the one worker is free again: the next request is answered
+    assert client.post("/api/score", json={"model": "many", "texts": ["emma"]}).status_code == 200
 
 
 # ---- the real server: Host, and half-sent requests ----
 
 @contextmanager
-def real_server(runs):
+def real_server(runs, limits: Limits):
     sock = listen("127.0.0.1", 0)
-    uv = uvicorn.Server(uvicorn.Config(create_app(runs), log_level="warning"))
+    uv = server(create_app(runs, limits), limits, log_level="warning")
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     for _ in range(1000):
@@ -160,7 +194,7 @@ def json_body(response: bytes) -> dict:
 
 
 def test_the_real_server_refuses_a_rebound_name_and_answers_its_own(runs):
-    with real_server(runs) as port:
+    with real_server(runs, Limits()) as port:
         refused = exchange(port, f"GET / HTTP/1.1\r\nHost: attacker.example:{port}\r\nConnection: close\r\n\r\n".encode())
         assert refused.startswith(b"HTTP/1.1 421 ") and "not to Host 'attacker.example:" in json_body(refused)["error"]
         page = exchange(port, f"GET / HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n".encode())
@@ -169,3 +203,48 @@ def test_the_real_server_refuses_a_rebound_name_and_answers_its_own(runs):
         assert nameless.startswith(b"HTTP/1.1 400 ") and json_body(nameless)["error"].startswith("send one Host header")
 
 
+HEAD = b"POST /api/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+BODY = b'{"model": "bigram", "texts": ["emma"], "explain": false}'
+
+
+def test_half_sent_requests_are_answered_408_and_closed_within_the_read_timeout(runs):
+    bound = 0.5
+    with real_server(runs, Limits(read_timeout=bound)) as port:
+        # half a head
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            conn.sendall(b"POST /api/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-")
+            got, seconds = until_closed(conn)
+        assert got.startswith(b"HTTP/1.1 408 ") and bound * 0.9 <= seconds
+        assert json_body(got) == {"error": "the request's headers did not arrive within 0.5 s; send the whole request at once"}
+        # the whole head, part of the body
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            conn.sendall(HEAD % len(BODY) + BODY[:10])
+            got, seconds = until_closed(conn)
+        assert got.startswith(b"HTTP/1.1 408 ") and bound * 0.9 <= seconds
+        assert json_body(got) == {"error": "the request body did not arrive within 0.5 s; send it whole, at once"}
+        # nothing at all: closed without an answer
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            got, seconds = until_closed(conn)
+        assert got == b"" and bound * 0.9 <= seconds
+        # a whole request is answered, and the connection is kept; half of a second one is timed out again
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            conn.sendall(HEAD % len(BODY) + BODY)
+            first = b""
+            while b'"scores"' not in first or not first.endswith(b"}"):
+                first += conn.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200 ")
+            conn.sendall(b"GET /api/health HTTP/1.1\r\nHo")
+            got, seconds = until_closed(conn)
+        assert got.startswith(b"HTTP/1.1 408 ") and bound * 0.9 <= seconds
+
+
+def test_a_request_sent_in_pieces_within_the_read_timeout_is_answered(runs):
+    with real_server(runs, Limits(read_timeout=5)) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            raw = HEAD % len(BODY) + BODY
+            for i in range(0, len(raw), 40):
+                conn.sendall(raw[i : i + 40])
+                time.sleep(0.02)
+            conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            got, _ = until_closed(conn)
+    assert got.startswith(b"HTTP/1.1 200 ") and got.count(b"HTTP/1.1 200 ") == 2 and b'"nll"' in got
