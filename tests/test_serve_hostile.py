@@ -119,7 +119,7 @@ def test_serve_refuses_a_bad_allowed_host_and_time_limit_in_one_line(run_cli, ru
 def test_items_times_labels_is_bounded_per_request(runs):
     client = TestClient(create_app(runs, Limits(max_pairs=1000)), base_url="http://localhost")
     message = one_line_error(client.post("/api/score", json={"model": "many", "texts": ["emma"] * 4}), 422,
-                             "scoring 4 items under each of model 'many''s 300 labels is 1,200 item-label pairs, over the "
+                             "scoring 4 items under each of the 300 labels of model 'many' is 1,200 item-label pairs, over the "
                              "1,000 one request may ask for; ask for at most 3 items per request, or give a label")
     assert message
     ok = client.post("/api/score", json={"model": "many", "texts": ["emma"] * 3})
@@ -132,7 +132,7 @@ def test_items_times_labels_is_bounded_per_request(runs):
 
 
 def test_a_request_over_the_time_limit_is_a_503_and_frees_its_worker(runs, ticking_clock, count_calls):
-    app = create_app(runs, Limits(workers=1, time_limit=5))
+    app = create_app(runs, Limits(workers=1, time_limit=5, max_pairs=10_000))
     client = TestClient(app, base_url="http://localhost")
     steps = count_calls(runs["bigram"].model, "step")
     with ticking_clock():
@@ -248,3 +248,12 @@ def test_a_request_sent_in_pieces_within_the_read_timeout_is_answered(runs):
             conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             got, _ = until_closed(conn)
     assert got.startswith(b"HTTP/1.1 200 ") and got.count(b"HTTP/1.1 200 ") == 2 and b'"nll"' in got
+
+
+def test_a_body_over_the_limit_is_refused_and_its_connection_closed_without_reading_the_rest(runs):
+    with real_server(runs, Limits(read_timeout=60)) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            conn.sendall(HEAD % 1_000_000 + b"x" * 1000)  # says a megabyte is coming, sends a kilobyte
+            got, seconds = until_closed(conn)
+    assert got.startswith(b"HTTP/1.1 413 ") and json_body(got)["error"].startswith("the request body is over 65,536 bytes")
+    assert seconds < 30  # closed after the answer, not left for the 60-s read timeout

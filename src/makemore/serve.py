@@ -72,7 +72,7 @@ class Limits:
     # Items x labels one request may score. A labelled model scores an item under any label once
     # per label (and a sample request scores what it drew): with thousands of labels even a few
     # items are a lot of work, refused up front rather than run into the time limit.
-    max_pairs: int = 10_000
+    max_pairs: int = 5_000
     # Seconds of inference one request may take; it is stopped between two model steps or batches
     # (deadline.py), answered 503, and its worker freed.
     time_limit: float = 10.0
@@ -344,12 +344,12 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
                 return await anyio.to_thread.run_sync(timed(fn), limiter=workers)
         return await anyio.to_thread.run_sync(timed(fn), limiter=workers)
 
-    def check_pairs(name: str, run: Run, items: int, label: str | None, what: str) -> None:
+    def check_pairs(name: str, run: Run, items: int, label: str | None) -> None:
         """Scoring without a label scores each item under every label: refuse more than max_pairs."""
-        labels = len(run.labels) if label is None else 1
+        labels = len(run.labels) if label is None and run.labels else 1
         if items * labels > limits.max_pairs:
             most = max(1, limits.max_pairs // labels)
-            raise ApiError(422, f"{what} {items:,} items under each of model {name!r}'s {labels:,} labels is "
+            raise ApiError(422, f"scoring {items:,} items under each of the {labels:,} labels of model {name!r} is "
                                 f"{items * labels:,} item-label pairs, over the {limits.max_pairs:,} one request may ask for; "
                                 f"ask for at most {most:,} items per request, or give a label")
 
@@ -379,7 +379,7 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
         run.vocab.encode(req.prefix)  # unknown characters: the CLI's message, before any work
         options["seed"] = seed = random.randrange(2**63) if req.seed is None else req.seed  # as Run.sample would; returned, to repeat
         filtered = req.novel or req.suffix or req.contains or req.unique  # items are drawn until enough pass
-        check_pairs(name, run, req.n, req.label, "scoring")
+        check_pairs(name, run, req.n, req.label)
 
         def work():
             warning = None
@@ -414,7 +414,7 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
 
         if req.label is not None:
             run.vocab.label_token(req.label)
-        check_pairs(name, run, len(req.texts), req.label, "scoring")
+        check_pairs(name, run, len(req.texts), req.label)
 
         def work():
             scores = run.score(req.texts, req.label)
@@ -478,9 +478,8 @@ class BodyLimit:
                 chunks.append(chunk)
                 more = message.get("more_body", False)
         if more:
-            response = error(408, f"the request body did not arrive within {self.seconds:g} s; send it whole, at once")
-            response.headers["connection"] = "close"
-            return await response(scope, receive, send)
+            return await closing(error(408, f"the request body did not arrive within {self.seconds:g} s; "
+                                            "send it whole, at once"))(scope, receive, send)
         sent = False
 
         async def replay():
@@ -493,7 +492,13 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def too_large(self, scope, receive, send):
-        await error(413, f"the request body is over {self.limit:,} bytes; send fewer or shorter items")(scope, receive, send)
+        await closing(error(413, f"the request body is over {self.limit:,} bytes; send fewer or shorter items"))(scope, receive, send)
+
+
+def closing(response: JSONResponse) -> JSONResponse:
+    """The response, and the connection closed after it: the rest of the body is never read."""
+    response.headers["connection"] = "close"
+    return response
 
 
 class HeadTimeout:
