@@ -58,3 +58,37 @@ def run_cli(capsys):
     return run
 
 
+
+
+@pytest.fixture
+def ticking_clock():
+    """A context manager: inside it, makemore.deadline's clock advances one second at each
+    reading, so a time limit of N seconds runs out at the N-th check, whatever the machine's speed."""
+    import itertools
+    from contextlib import contextmanager
+
+    from makemore import deadline
+
+    @contextmanager
+    def ticking():
+        ticks, real = itertools.count(), deadline.clock
+        deadline.clock = lambda: float(next(ticks))
+        try:
+            yield ticks
+        finally:
+            deadline.clock = real
+
+    return ticking
+
+
+@pytest.fixture
+def count_calls(monkeypatch):
+    """count_calls(obj, name): wrap obj.name (for this test) so that each call appends to the list returned."""
+
+    def wrap(obj, name: str) -> list:
+        calls = []
+        inner = getattr(obj, name)
+        monkeypatch.setattr(obj, name, lambda *a, **k: calls.append(1) or inner(*a, **k))
+        return calls
+
+    return wrap

@@ -127,3 +127,22 @@ def test_bad_items_are_one_line_errors(text, message):
     with pytest.raises(MakemoreError) as e:
         explain(random_model("transformer"), VOCAB, text)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_under_any_label_the_labels_are_summed_a_chunk_at_a_time_with_the_same_result(monkeypatch):
+    from makemore import explain as explain_module
+
+    vocab = Vocabulary(list("abcdefghijklmnopqrstuvwxyz"), [f"L{i}" for i in range(7)])
+    model, prior = random_model("lstm", vocab), torch.softmax(torch.randn(7, dtype=torch.float64), 0)
+    texts = ["emma", "zyx", "a"]
+    whole = explain_many(model, vocab, texts, top=4, prior=prior)
+    rows = []
+    start = model.start
+    monkeypatch.setattr(model, "start", lambda batch_size: rows.append(batch_size) or start(batch_size))
+    monkeypatch.setattr(explain_module, "LOG_PROBS_PER_CHUNK", 2 * 3 * 5 * len(vocab))  # two labels' rows per chunk
+    chunked = explain_many(model, vocab, texts, top=4, prior=prior)
+    assert rows == [6, 6, 6, 3]  # seven labels: three chunks of two labels' rows (three texts each), then one
+    for a, b in zip(whole, chunked):
+        assert [(p.char, p.rank, [t.char for t in p.top]) for p in a] == [(p.char, p.rank, [t.char for t in p.top]) for p in b]
+        # the same float32 log-probabilities, from batches of other sizes
+        assert [p.prob for p in a] == pytest.approx([p.prob for p in b], rel=1e-5)

@@ -172,3 +172,68 @@ def test_the_command_line_speaks_labels(bigram_run, run_cli):
 
 def test_nothing_to_score_or_classify_gives_nothing(bigram_run):
     assert bigram_run.score([]) == [] and bigram_run.score([], label="A") == [] and bigram_run.classify([]) == []
+
+
+def many_labels_model(name: str, labels: int = 40):
+    """A model of the registry's shape over a vocabulary with `labels` label tokens, weights far from uniform."""
+    vocab = Vocabulary(list("abcdefghijklmnopqrstuvwxyz"), [f"L{i}" for i in range(labels)])
+    torch.manual_seed(0)
+    model = build(name, ModelConfig.from_dict({**REGISTRY[name].config.to_dict(), "vocab_size": len(vocab), "max_len": 12}))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+        if name == "bigram":
+            model.counts.copy_(torch.rand_like(model.counts) * 20)
+    return model.eval(), vocab
+
+
+@pytest.mark.parametrize("name", ["bigram", "mlp", "lstm", "transformer"])
+def test_every_labels_nll_comes_from_one_batched_pass_and_agrees_with_each_label_alone(name, monkeypatch):
+    from makemore.sample import nll_by_label, score
+
+    model, vocab = many_labels_model(name)
+    texts = ["emma", " zyx ", "a", "olivia"]
+    alone = torch.tensor([[s.nll for s in score(model, vocab, texts, label)] for label in vocab.labels], dtype=torch.float64).T
+    calls = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: calls.append(a[0].shape) or forward(*a, **k))
+    table = nll_by_label(model, vocab, texts)
+    assert table.shape == (4, 40) and torch.allclose(table, alone, rtol=1e-6, atol=1e-5)
+    assert len(calls) == 1 and calls[0][0] == 4 * 40  # every (text, label) row in one forward, not one per label
+
+
+def test_batches_of_item_nll_stay_under_the_logits_bound_and_give_the_same_nll(monkeypatch):
+    from makemore import evaluate
+    from makemore.sample import nll_by_label
+
+    model, vocab = many_labels_model("lstm")
+    texts = ["emma", "zyx", "a", "olivia", "mmmmmmmmmmmm"]
+    whole = nll_by_label(model, vocab, texts)
+    shapes = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: shapes.append(a[0].shape) or forward(*a, **k))
+    monkeypatch.setattr(evaluate, "EVAL_LOGITS", 20 * 13 * len(vocab))  # 20 rows of the longest item
+    assert torch.allclose(nll_by_label(model, vocab, texts), whole, rtol=1e-6, atol=1e-5)
+    assert sum(rows for rows, _ in shapes) == 5 * 40
+    assert all(rows * T * len(vocab) <= evaluate.EVAL_LOGITS for rows, T in shapes)
+    # each batch as large as the bound allows (shortest items first): one more item would break it
+    lengths = sorted(len(t) + 1 for t in texts for _ in range(40))
+    start = 0
+    for rows, T in shapes:
+        start += rows
+        assert T == lengths[start - 1] and (start == len(lengths) or (rows + 1) * lengths[start] * len(vocab) > evaluate.EVAL_LOGITS)
+    assert len(shapes) == 6
+
+
+def test_classify_with_many_labels_is_bayes_over_the_batched_table(tmp_path):
+    lines = [f"{w}\tL{i % 30}" for i, w in enumerate(["ab", "abb", "ba", "bab", "aab", "bba"] * 20)]
+    (tmp_path / "many.txt").write_text("\n".join(lines) + "\n")
+    run = makemore.load(makemore.train(data=str(tmp_path / "many.txt"), model="bigram", out=tmp_path / "run", **QUIET).run_dir)
+    assert len(run.labels) == 30
+    texts = ["ab", "bba"]
+    given = torch.tensor([[s.nll for s in run.score(texts, label)] for label in run.labels], dtype=torch.float64).T
+    joint = run.label_prior().log() - given
+    posterior = run.classify(texts)
+    for i in range(2):
+        assert [posterior[i][label] for label in run.labels] == pytest.approx(torch.softmax(joint[i], 0).tolist(), rel=1e-9)
+    assert [s.nll for s in run.score(texts)] == pytest.approx((-torch.logsumexp(joint, 1)).tolist(), rel=1e-9)

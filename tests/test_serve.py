@@ -41,9 +41,15 @@ def runs(tmp_path_factory):
     return {name: makemore.load(root / name, device="cpu") for name in ("mlp", "bigram", "sex")}
 
 
+def local(app) -> TestClient:
+    """A test client whose requests are addressed to localhost, as a browser on this machine's are
+    (TestClient's own default, Host: testserver, is a name the server does not answer)."""
+    return TestClient(app, base_url="http://localhost")
+
+
 @pytest.fixture(scope="module")
 def client(runs):
-    return TestClient(create_app(runs))
+    return local(create_app(runs))
 
 
 def post(client, path, body):
@@ -167,7 +173,7 @@ def test_a_run_whose_data_is_gone_serves_everything_but_novel(tmp_path):
     data.write_text("\n".join(resolve_data("names").read_text(encoding="utf-8").splitlines()[:100]) + "\n", encoding="utf-8")
     makemore.train(data=str(data), model="bigram", out=tmp_path / "run", quiet=True, log=lambda m: None)
     data.unlink()
-    client = TestClient(create_app({"run": makemore.load(tmp_path / "run", device="cpu")}))
+    client = local(create_app({"run": makemore.load(tmp_path / "run", device="cpu")}))
     assert client.get("/api/models").json()["models"][0]["novel"] is False
     assert len(post(client, "/api/sample", {"n": 4}).json()["items"]) == 4
     assert_json_error(post(client, "/api/sample", {"n": 4, "novel": True}), 422, "model 'run' cannot check novelty: the data it was trained on (gone.txt) is missing or has changed; ask without novel")
@@ -354,7 +360,7 @@ async def wait_for(semaphore, count):
 def test_inference_uses_at_most_the_workers_and_leaves_the_loop_free(runs, gate):
     async def scenario():
         app = create_app(runs, Limits(workers=2))
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
             pending = [asyncio.create_task(c.post("/api/sample", json={"model": "bigram", "n": 2})) for _ in range(6)]
             await wait_for(gate.entered, 2)  # two requests are inside inference, held there
             health = await c.get("/api/health")  # the event loop still answers
@@ -369,7 +375,7 @@ def test_inference_uses_at_most_the_workers_and_leaves_the_loop_free(runs, gate)
 def test_big_requests_take_one_lane_and_leave_a_worker_for_small_ones(runs, gate):
     async def scenario():
         app = create_app(runs, Limits(workers=2, big_draws=50))
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
             big = [asyncio.create_task(c.post("/api/sample", json={"model": "bigram", "n": 500})) for _ in range(3)]
             await wait_for(gate.entered, 1)
             await asyncio.sleep(0.2)  # let the other big requests queue for a worker
@@ -396,7 +402,7 @@ def test_serve_without_a_run_serves_the_bundled_model():
     runs = load_runs([], device="cpu", log=said.append)
     assert list(runs) == ["names-sex"] and runs["names-sex"].labels == ["F", "M"]
     assert said == ["makemore: no run given, so serving the bundled model (lstm trained on names-sex); pass run directories to serve your own"]
-    assert [c["name"] for c in TestClient(create_app(runs)).get("/api/models").json()["models"]] == ["names-sex"]
+    assert [c["name"] for c in local(create_app(runs)).get("/api/models").json()["models"]] == ["names-sex"]
 
 
 def test_serve_a_missing_run_is_one_line(run_cli, tmp_path):

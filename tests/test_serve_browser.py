@@ -43,7 +43,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=f"no Chromium at {os.en
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A tiny mlp and a tiny labelled bigram (names with their sex), or the run MAKEMORE_SERVE_RUN names."""
+    """A tiny mlp, a tiny labelled bigram (names with their sex) and a bigram whose characters
+    include two beyond U+FFFF, or the run MAKEMORE_SERVE_RUN names."""
     if os.environ.get("MAKEMORE_SERVE_RUN"):
         path = Path(os.environ["MAKEMORE_SERVE_RUN"])
         return {path.resolve().name: makemore.load(path, device="cpu")}
@@ -54,7 +55,14 @@ def runs(tmp_path_factory):
     quiet = dict(quiet=True, log=lambda m: None)
     makemore.train(data=str(root / "small.txt"), model="mlp", out=root / "mlp", max_steps=60, eval_interval=20, batch_size=32, **quiet)
     makemore.train(data=str(root / "labelled.txt"), model="bigram", out=root / "sex", **quiet)
-    return {name: makemore.load(root / name, device="cpu") for name in ("mlp", "sex")}
+    names = resolve_data("names").read_text(encoding="utf-8").splitlines()[:200]
+    astral = [n[:2] + ASTRAL[i % 2] + n[2:] if i % 3 == 0 else n for i, n in enumerate(names)]
+    (root / "astral.txt").write_text("\n".join(astral) + "\n", encoding="utf-8")
+    makemore.train(data=str(root / "astral.txt"), model="bigram", out=root / "astral", **quiet)
+    return {name: makemore.load(root / name, device="cpu") for name in ("mlp", "sex", "astral")}
+
+
+ASTRAL = ("\U0001d49c", "\U0001f600")  # 𝒜 and 😀: one character each, two UTF-16 units each
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +264,30 @@ def test_screenshot_for_the_readme(page, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1200  # PNG width: the viewport's
     if os.environ.get("MAKEMORE_SCREENSHOT"):
         Path(os.environ["MAKEMORE_SCREENSHOT"]).write_bytes(png)
+
+
+def test_characters_beyond_the_basic_plane_count_as_one_as_the_api_counts_them(page, runs):
+    """The page counts and cuts text by code points, as the API does, not by JavaScript's UTF-16 units."""
+    if "astral" not in runs:
+        pytest.skip("MAKEMORE_SERVE_RUN serves a run of its own")
+    run = runs["astral"]
+    assert set(ASTRAL) <= set(run.config["vocab"])
+    page.select_option("#model", "astral")
+    expect(page.locator("#card-facts")).to_contain_text(f"{len(run.config['vocab'])}, items up to {run.model_config.max_len} long")
+    text = "a" + ASTRAL[0] + ASTRAL[1] + "b"  # four characters, six UTF-16 units
+    page.fill("#text", text)
+    page.click("#score-btn")
+    expect(page.locator("#strip .cell")).to_have_count(5)
+    assert [c.strip() for c in page.locator("#strip .cell .ch").all_inner_texts()] == ["a", ASTRAL[0], ASTRAL[1], "b", "END"]
+    s = run.score([text])[0]
+    expect(page.locator("#totals")).to_contain_text(f"NLL {s.nll:.3f} over 5 characters")
+    why = page.locator("#why")
+    for i, before in ((2, "a" + ASTRAL[0]), (3, "a" + ASTRAL[0] + ASTRAL[1])):
+        page.locator("#strip .cell").nth(i).click()
+        expect(why).to_contain_text(f"After “{before}”, the model gave “{text[i]}”")
+    page.locator("#strip .cell").nth(4).click()
+    expect(why).to_contain_text(f"After “{text}”, the model gave the item to end")
+    # the page sends the text as typed; the server strips it by its own rules
+    page.fill("#text", "  " + text + " ")
+    page.click("#score-btn")
+    expect(page.locator("#totals")).to_contain_text(f"“{text}”: NLL {s.nll:.3f}")

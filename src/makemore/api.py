@@ -17,7 +17,7 @@ from .device import DEVICES, pick_device
 from .errors import MakemoreError
 from .evaluate import EvalResult, evaluate
 from .models import CharModel, ModelConfig, build
-from .sample import Score, generate, score
+from .sample import Score, generate, nll_by_label, score, stripped
 
 PRETRAINED = Path(str(resources.files("makemore") / "pretrained" / "names-sex"))  # scripts/build_pretrained.py
 
@@ -125,14 +125,14 @@ class Run:
             if label is not None:
                 self.vocab.label_token(label)
             return score(self.model, self.vocab, texts, label)
-        per_label = self.scores_by_label(texts)
-        marginal = -torch.logsumexp(self.label_prior().log() - nll_table(per_label), dim=1)
-        return [Score(s.text, float(m), float(m) / s.chars, s.chars) for s, m in zip(per_label[0], marginal)]
+        items = stripped(texts)
+        marginal = -torch.logsumexp(self.label_prior().log() - self.nll_by_label(texts), dim=1)
+        return [Score(t, float(m), float(m) / (len(t) + 1), len(t) + 1) for t, m in zip(items, marginal)]
 
-    def scores_by_label(self, texts: list[str]) -> list[list[Score]]:
-        """Each label's Scores of the texts, p(text | label), in the order of `labels`."""
-        texts = check_texts("texts", texts)
-        return [score(self.model, self.vocab, texts, label) for label in self.labels]
+    def nll_by_label(self, texts: list[str]) -> torch.Tensor:
+        """(texts, labels) float64: each text's NLL given each label, -log p(text | label), in the
+        order of `labels`; every label's rows in one batched pass."""
+        return nll_by_label(self.model, self.vocab, check_texts("texts", texts)).cpu()
 
     def classify(self, texts: list[str]) -> list[dict[str, float]]:
         """For each text, each label's posterior p(label | text), from the model's likelihoods and the
@@ -143,7 +143,7 @@ class Run:
                                 "data with a label per line (item<TAB>label), e.g. --data names-sex")
         if not texts:
             return []
-        posterior = torch.softmax(self.label_prior().log() - nll_table(self.scores_by_label(texts)), dim=1)
+        posterior = torch.softmax(self.label_prior().log() - self.nll_by_label(texts), dim=1)
         return [dict(zip(self.labels, row.tolist())) for row in posterior]
 
     def evaluate(self, split: str = "val", data: str | Path | None = None) -> EvalResult:
@@ -152,11 +152,6 @@ class Run:
         dataset = run_dataset(self.config, data)
         labels = dataset.split_labels[split] if dataset.split_labels else None
         return evaluate(self.model, dataset.packed(split, self.model.max_tokens()).to(self.model.device), split, labels)
-
-
-def nll_table(per_label: list[list[Score]]) -> torch.Tensor:
-    """(texts, labels) float64: each text's NLL given each label."""
-    return torch.tensor([[s.nll for s in scores] for scores in per_label], dtype=torch.float64).T
 
 
 def skeleton(config: dict, path: Path) -> CharModel:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -162,6 +163,12 @@ def build_parser() -> Parser:
     p.add_argument("run", nargs="*", help="run directories to serve, each named after its directory (default: the bundled model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests addressed to this name (repeatable; '*' for any). Without it the server "
+                        "answers only its own names: localhost, 127.0.0.1 and [::1] for the default --host, so that "
+                        "no other web page can reach it through DNS rebinding")
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS",
+                   help="seconds of computing one request may take before it is stopped and answered 503 (default 10)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.set_defaults(func=cmd_serve)
 
@@ -336,9 +343,12 @@ def cmd_lr_find(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .serve import serve  # needs the serve extra; says what to install when it is missing
+    from .serve import Limits, serve  # needs the serve extra; says what to install when it is missing
 
-    serve(args.run, host=args.host, port=args.port, device=args.device)
+    if not (args.time_limit > 0 and math.isfinite(args.time_limit)):
+        raise MakemoreError(f"--time-limit must be a number of seconds above 0 (got {args.time_limit:g})")
+    serve(args.run, host=args.host, port=args.port, device=args.device, limits=Limits(time_limit=args.time_limit),
+          allowed_hosts=args.allowed_host)
     return 0
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from . import deadline
 from .data import IGNORE, Packed
 
 
@@ -52,18 +53,19 @@ def item_nll(model: torch.nn.Module, data: Packed, batch_items: int = 2048) -> t
         lengths = (data.y != IGNORE).sum(1)
         order = torch.argsort(lengths, stable=True)
         out = torch.empty(len(data), dtype=torch.float64, device=data.y.device)
-        vocab_size = model.config.vocab_size
+        sizes = torch.arange(1, batch_items + 1, device=lengths.device) * model.config.vocab_size
         i = 0
         while i < len(data):
-            rows = order[i : i + batch_items]
-            fit = max(1, EVAL_LOGITS // (int(lengths[rows[-1]]) * vocab_size))  # as many, this long, as fit
-            rows = rows[:fit]
-            i += len(rows)
+            deadline.check()
+            # the most items from i on whose batch, k items as long as the k-th, holds few enough logits
+            ahead = lengths[order[i : i + batch_items]]
+            rows = order[i : i + max(1, int((sizes[: len(ahead)] * ahead <= EVAL_LOGITS).sum()))]
             T = int(lengths[rows[-1]])
             x, y = data.x[rows, :T], data.y[rows, :T]
             logits = model(x)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE, reduction="none")
             out[rows] = loss.view(y.shape).sum(1).double()
+            i += len(rows)
         return out
     finally:
         model.train(was_training)

@@ -16,9 +16,16 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from . import deadline
 from .data import BOUNDARY, Vocabulary
 from .errors import MakemoreError
 from .models import CharModel
+
+
+# Log-probabilities held at once when an item is explained under any label: each label's (items,
+# positions, vocabulary) block, and the vocabulary has a token per label, so the whole table
+# grows as the square of the labels (gigabytes for a few thousand); summed a chunk at a time.
+LOG_PROBS_PER_CHUNK = 2**22
 
 
 @dataclass
@@ -69,6 +76,7 @@ def step_log_probs(model: CharModel, starts: list[int], targets: torch.Tensor) -
         targets = targets.to(device)
         log_probs = []
         for t in range(targets.shape[1]):
+            deadline.check()
             logits, state = model.step(token, state)
             log_probs.append(torch.log_softmax(logits.float(), dim=-1))
             token = targets[:, t]
@@ -102,13 +110,19 @@ def explain_many(model: CharModel, vocab: Vocabulary, texts: list[str], top: int
     if labels is not None or not vocab.labels:
         starts = [BOUNDARY] * B if labels is None else [vocab.label_token(label) for label in labels]
         lp = step_log_probs(model, starts, targets)
-    else:  # the mixture over labels, position by position
-        L = len(vocab.labels)
-        starts = [vocab.first_label + j for j in range(L) for _ in range(B)]
-        by_label = step_log_probs(model, starts, targets.repeat(L, 1)).double().view(L, B, T, -1)
-        came = by_label.gather(3, targets[None, :, :, None].expand(L, B, T, 1)).squeeze(3)  # (L, B, T)
-        weight = prior.double().log()[:, None, None] + came.cumsum(2) - came  # log p(label) p(chars before t | label)
-        lp = torch.logsumexp(weight[..., None] + by_label, dim=0) - torch.logsumexp(weight, dim=0)[..., None]
+    else:  # the mixture over labels, position by position, summed over a chunk of labels at a time
+        L, log_prior = len(vocab.labels), prior.double().log()
+        chunk = max(1, LOG_PROBS_PER_CHUNK // (B * T * len(vocab)))
+        mixed = total = None  # log sums over the labels so far of p(label) p(chars before t | label) p(v | ...), and without p(v | ...)
+        for first in range(0, L, chunk):
+            C = min(chunk, L - first)
+            starts = [vocab.first_label + j for j in range(first, first + C) for _ in range(B)]
+            by_label = step_log_probs(model, starts, targets.repeat(C, 1)).double().view(C, B, T, -1)
+            came = by_label.gather(3, targets[None, :, :, None].expand(C, B, T, 1)).squeeze(3)  # (C, B, T)
+            weight = log_prior[first : first + C, None, None] + came.cumsum(2) - came  # log p(label) p(chars before t | label)
+            part, part_total = torch.logsumexp(weight[..., None] + by_label, dim=0), torch.logsumexp(weight, dim=0)
+            mixed, total = (part, part_total) if mixed is None else (torch.logaddexp(mixed, part), torch.logaddexp(total, part_total))
+        lp = mixed - total[..., None]
     chosen = lp.gather(2, targets[:, :, None]).squeeze(2)  # (B, T)
     rank = (lp > chosen[:, :, None]).sum(2) + 1
     top_lp, top_ids = lp.topk(top, dim=2)

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .data import BOUNDARY, Vocabulary, pack
+from . import deadline
+from .data import BOUNDARY, Packed, Vocabulary, pack
 from .errors import MakemoreError
 from .evaluate import item_nll
 from .models import CharModel
@@ -59,6 +60,7 @@ def generate(
         columns = []  # each step's tokens: memory for the characters drawn, not for max_len of them
         done = torch.zeros(n, dtype=torch.bool, device=device)
         for t in range(max_len - len(prefix_ids)):
+            deadline.check()
             if len(prefix_ids) + t < max(1, min_len):
                 # the data has no empty item, so an item never ends before its first character, nor
                 # before min_len: the boundary is ruled out there (the other characters keep their
@@ -101,12 +103,30 @@ class Score:
         return asdict(self)
 
 
-def score(model: CharModel, vocab: Vocabulary, texts: list[str], label: str | None = None) -> list[Score]:
-    """Each text's NLL; with `label`, given that label (a labelled model)."""
+def stripped(texts: list[str]) -> list[str]:
+    """The items as scored: surrounding whitespace stripped, none empty."""
     items = [t.strip() for t in texts]
     for text, item in zip(texts, items):
         if not item:
             raise MakemoreError(f"cannot score {text!r}: an item needs at least one character")
+    return items
+
+
+def score(model: CharModel, vocab: Vocabulary, texts: list[str], label: str | None = None) -> list[Score]:
+    """Each text's NLL; with `label`, given that label (a labelled model)."""
+    items = stripped(texts)
     packed = pack(vocab, items, model.max_tokens(), None if label is None else [label] * len(items))
     totals = item_nll(model, packed).tolist()
     return [Score(t, nll, nll / (len(t) + 1), len(t) + 1) for t, nll in zip(items, totals)]
+
+
+def nll_by_label(model: CharModel, vocab: Vocabulary, texts: list[str]) -> torch.Tensor:
+    """(texts, labels) float64: each text's NLL given each of a labelled model's labels, in the
+    order of `vocab.labels`. The texts are encoded once and every (label, text) row goes through
+    the model in the same batches (item_nll), not one pass per label."""
+    items = stripped(texts)
+    packed = pack(vocab, items, model.max_tokens())
+    L, B = len(vocab.labels), len(items)
+    x, y = packed.x.repeat(L, 1), packed.y.repeat(L, 1)  # label-major: row l * B + b
+    x[:, 0] = vocab.first_label + torch.arange(L).repeat_interleave(B)
+    return item_nll(model, Packed(x, y)).view(L, B).T

@@ -9,11 +9,16 @@
 
 Runs are loaded once at startup and looked up by name in a dict: nothing in a request ever
 becomes a file path. Bad input is a 4xx with `{"error": "one line"}`, worded as the CLI words
-it. Inference runs in a few worker threads off the event loop (see `Limits`).
+it. Inference runs in a few worker threads off the event loop (see `Limits`). Only requests
+addressed to the server's own names are answered (`AllowedHosts`), so that no other web page
+can reach it through DNS rebinding. What one request may cost is bounded (`Limits`): its size,
+its items x labels, its seconds of inference, and the time its client takes to send it.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import math
 import random
 import socket
@@ -43,6 +48,7 @@ from .api import PRETRAINED, Run, load, load_pretrained
 from .config import SampleConfig
 from .constraints import NotEnough
 from .data import BUILTIN
+from .deadline import TimeLimit, time_limit
 from .explain import explain_many
 
 
@@ -62,6 +68,17 @@ class Limits:
     # suffix, contains or unique need) waits for a lane of its own, one such request at a time, so
     # it never holds every worker.
     big_draws: int = 256
+    # Items x labels one request may score. A labelled model scores an item under any label once
+    # per label (and a sample request scores what it drew): with thousands of labels even a few
+    # items are a lot of work, refused up front rather than run into the time limit.
+    max_pairs: int = 5_000
+    # Seconds of inference one request may take; it is stopped between two model steps or batches
+    # (deadline.py), answered 503, and its worker freed.
+    time_limit: float = 10.0
+    # Seconds a client has to send a request's head (request line and headers; from the
+    # connection's opening or its previous response), and again its body. A connection that
+    # stalls is answered 408 and closed, so half-sent requests cannot hold connections open.
+    read_timeout: float = 10.0
 
 
 class ApiError(Exception):
@@ -148,8 +165,115 @@ def card(name: str, run: Run) -> dict:
     }
 
 
-def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
-    """The app over already loaded runs, keyed by the names requests use."""
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def host_name(value: str) -> str | None:
+    """The name in a Host header (or an --allowed-host), lower case, without its port or a final
+    dot, an IPv6 address in brackets and compressed; None if it is not a host[:port] at all."""
+    value = value.strip().lower()
+    if value.startswith("[") or value.count(":") > 1:  # IPv6: [::1] or [::1]:8000 (bare ::1 only as --allowed-host)
+        address, bracket, rest = value[1:].partition("]") if value.startswith("[") else (value, "]", "")
+        if not bracket:
+            return None
+        try:
+            name = f"[{ipaddress.IPv6Address(address).compressed}]"
+        except ValueError:
+            return None
+    else:
+        name, colon, port = value.partition(":")
+        name, rest = name.removesuffix("."), colon + port
+        if not name or not name.isascii() or not all(c.isalnum() or c in "-._" for c in name):
+            return None
+    if rest and not (rest[0] == ":" and rest[1:].isdigit()):
+        return None
+    return name
+
+
+def is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """The Host headers the server answers. A page on another site can reach a server on this
+    machine through DNS rebinding (its own name, made to resolve to 127.0.0.1), and then reads
+    what the server answers; its requests carry that name, so a server that answers only its
+    own names stops it. The port is not compared: rebinding changes the name, not the port."""
+
+    names: frozenset[str]
+    addresses: bool = False  # any IP address: a server on every interface (an address is never rebound)
+    anything: bool = False  # --allowed-host '*': no check (behind a proxy that checks the host itself)
+
+    @classmethod
+    def of(cls, host: str, address: str, extra: list[str] = ()) -> "AllowedHosts":
+        """For a server started with --host `host`, listening on `address`, plus the `extra`
+        names (--allowed-host; '*' for any). A loopback address answers localhost, 127.0.0.1 and
+        [::1]; another address that address (and the --host name it was given as); 0.0.0.0 or ::
+        (every interface) any IP address, the loopback names and this machine's own names
+        (socket.gethostname, getfqdn): other names of it need --allowed-host."""
+        names = {n for n in (host_name(host), host_name(address), *cls.given(extra)) if n and n != "*"}
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_loopback or ip.is_unspecified:
+            names.update(LOOPBACK_NAMES)
+        if ip.is_unspecified:
+            names.update(n for n in (host_name(socket.gethostname()), host_name(socket.getfqdn())) if n)
+        return cls(frozenset(names), ip.is_unspecified, "*" in cls.given(extra))
+
+    @staticmethod
+    def given(extra: list[str]) -> list[str]:
+        """The --allowed-host values as names ('*' kept), or one line about the first that is not one."""
+        names = []
+        for value in extra:
+            name = "*" if value.strip() == "*" else host_name(value)
+            if name is None:
+                raise MakemoreError(f"--allowed-host {value!r} is not a host name or address; give one such as "
+                                    "example.com, 192.168.1.5 or '*' (any host)")
+            names.append(name)
+        return names
+
+    def allows(self, header: str) -> bool:
+        name = host_name(header)
+        return self.anything or (name is not None and (name in self.names or (self.addresses and is_address(name))))
+
+    def __str__(self) -> str:
+        shown = [n for n in LOOPBACK_NAMES if n in self.names] + sorted(self.names - set(LOOPBACK_NAMES))
+        return ", ".join(shown) + (" or any IP address" if self.addresses else "")
+
+
+LOCAL = AllowedHosts(frozenset(LOOPBACK_NAMES))  # a server on 127.0.0.1
+
+
+class HostCheck:
+    """ASGI middleware: a request whose Host header is not one the server answers gets a 421 (no
+    Host at all: a 400) before anything else reads it."""
+
+    def __init__(self, app, hosts: AllowedHosts):
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.hosts.anything:
+            return await self.app(scope, receive, send)
+        values = [v for k, v in scope["headers"] if k == b"host"]
+        if len(values) != 1:
+            response = error(400, f"send one Host header naming this server ({self.hosts})")
+        elif not self.hosts.allows(values[0].decode("latin-1")):
+            shown = values[0].decode("latin-1")
+            shown = shown if len(shown) <= 100 else shown[:100] + "..."
+            response = error(421, f"this server answers to {self.hosts}, not to Host {shown!r}; open it by one of those "
+                                  "names, or start it with --allowed-host NAME")
+        else:
+            return await self.app(scope, receive, send)
+        await response(scope, receive, send)
+
+
+def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHosts = LOCAL) -> FastAPI:
+    """The app over already loaded runs, keyed by the names requests use, answering requests
+    addressed to `hosts` (default: this machine's loopback names)."""
     if not runs:
         raise MakemoreError("makemore serve needs at least one run directory")
     page = resources.files("makemore").joinpath("static/index.html").read_text(encoding="utf-8")
@@ -167,7 +291,8 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
     app = FastAPI(title="makemore", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
                   description="Generate and score items with makemore's character-level models.")
-    app.add_middleware(BodyLimit, limit=limits.max_body)
+    app.add_middleware(BodyLimit, limit=limits.max_body, seconds=limits.read_timeout)
+    app.add_middleware(HostCheck, hosts=hosts)  # added last, so it runs first: before the body is read
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
@@ -176,6 +301,11 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
     @app.exception_handler(MakemoreError)
     async def user_error(request: Request, e: MakemoreError):
         return error(422, str(e))
+
+    @app.exception_handler(TimeLimit)
+    async def too_slow(request: Request, e: TimeLimit):
+        return error(503, f"the request needed more than {e.seconds:g} s of computing and was stopped; "
+                          "ask for fewer items (or, for a labelled model, give a label) per request")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError):
@@ -201,11 +331,26 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
             raise ApiError(422, f"unknown model {name!r}; choose one of: {', '.join(runs)}")
         return name, runs[name]
 
-    async def infer(fn, *args, draws: int = 0):
+    def timed(fn):  # the time limit starts when a worker takes the request, not while it waits for one
+        def run():
+            with time_limit(limits.time_limit):
+                return fn()
+        return run
+
+    async def infer(fn, draws: int = 0):
         if draws > limits.big_draws:
             async with big_lane:
-                return await anyio.to_thread.run_sync(fn, *args, limiter=workers)
-        return await anyio.to_thread.run_sync(fn, *args, limiter=workers)
+                return await anyio.to_thread.run_sync(timed(fn), limiter=workers)
+        return await anyio.to_thread.run_sync(timed(fn), limiter=workers)
+
+    def check_pairs(name: str, run: Run, items: int, label: str | None) -> None:
+        """Scoring without a label scores each item under every label: refuse more than max_pairs."""
+        labels = len(run.labels) if label is None and run.labels else 1
+        if items * labels > limits.max_pairs:
+            most = max(1, limits.max_pairs // labels)
+            raise ApiError(422, f"scoring {items:,} items under each of the {labels:,} labels of model {name!r} is "
+                                f"{items * labels:,} item-label pairs, over the {limits.max_pairs:,} one request may ask for; "
+                                f"ask for at most {most:,} items per request, or give a label")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
@@ -233,6 +378,7 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
         run.vocab.encode(req.prefix)  # unknown characters: the CLI's message, before any work
         options["seed"] = seed = random.randrange(2**63) if req.seed is None else req.seed  # as Run.sample would; returned, to repeat
         filtered = req.novel or req.suffix or req.contains or req.unique  # items are drawn until enough pass
+        check_pairs(name, run, req.n, req.label)
 
         def work():
             warning = None
@@ -267,6 +413,7 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits()) -> FastAPI:
 
         if req.label is not None:
             run.vocab.label_token(req.label)
+        check_pairs(name, run, len(req.texts), req.label)
 
         def work():
             scores = run.score(req.texts, req.label)
@@ -305,10 +452,11 @@ def validation_error(errors) -> JSONResponse:
 
 class BodyLimit:
     """ASGI middleware: read the whole request body first; one over `limit` bytes gets a 413
-    before the app sees it (whether it says its length or streams it in chunks)."""
+    before the app sees it (whether it says its length or streams it in chunks), and one that
+    has not all arrived within `seconds` a 408, and the connection is closed."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, seconds: float):
+        self.app, self.limit, self.seconds = app, limit, seconds
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -317,16 +465,20 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await self.too_large(scope, receive, send)
         chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                return await self.too_large(scope, receive, send)
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        with anyio.move_on_after(self.seconds):
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.limit:
+                    return await self.too_large(scope, receive, send)
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+        if more:
+            return await closing(error(408, f"the request body did not arrive within {self.seconds:g} s; "
+                                            "send it whole, at once"))(scope, receive, send)
         sent = False
 
         async def replay():
@@ -339,7 +491,81 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def too_large(self, scope, receive, send):
-        await error(413, f"the request body is over {self.limit:,} bytes; send fewer or shorter items")(scope, receive, send)
+        await closing(error(413, f"the request body is over {self.limit:,} bytes; send fewer or shorter items"))(scope, receive, send)
+
+
+def closing(response: JSONResponse) -> JSONResponse:
+    """The response, and the connection closed after it: the rest of the body is never read."""
+    response.headers["connection"] = "close"
+    return response
+
+
+class HeadTimeout:
+    """Mixed into uvicorn's HTTP protocol, of which there is one per connection. uvicorn waits for
+    a request's head (its request line and headers) as long as the client likes, so clients that
+    send half a head and stall would hold connections open for good. Here the head must arrive
+    within `seconds` of the connection opening or of the previous response on it; the body is
+    BodyLimit's. A connection that sent part of a head by then is answered 408 and closed, one
+    that sent nothing is closed (as uvicorn's keep-alive timeout closes idle ones)."""
+
+    seconds = 10.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_timer, self.head_started = None, False
+        app = self.app  # called once a head has arrived, for each request
+
+        async def watched(scope, receive, send):
+            self.stop_head_timer()
+
+            async def sent(message):
+                await send(message)
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    self.start_head_timer()  # the next request on this connection
+
+            await app(scope, receive, sent)
+
+        self.app = watched
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.start_head_timer()
+
+    def data_received(self, data):
+        self.head_started = self.head_started or self.head_timer is not None
+        super().data_received(data)
+
+    def connection_lost(self, exc):
+        self.stop_head_timer()
+        super().connection_lost(exc)
+
+    def start_head_timer(self):
+        self.stop_head_timer()
+        self.head_timer, self.head_started = self.loop.call_later(self.seconds, self.head_timed_out), False
+
+    def stop_head_timer(self):
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def head_timed_out(self):
+        self.head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.head_started:
+            body = json.dumps({"error": f"the request's headers did not arrive within {self.seconds:g} s; "
+                                        "send the whole request at once"}).encode()
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+        self.transport.close()
+
+
+def server(app, limits: Limits = Limits(), log_level: str = "info") -> uvicorn.Server:
+    """uvicorn serving `app`, with the head timeout of `limits` (call .run(sockets=[...]))."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol  # h11, or httptools where installed
+
+    protocol = type("Protocol", (HeadTimeout, AutoHTTPProtocol), {"seconds": limits.read_timeout})
+    return uvicorn.Server(uvicorn.Config(app, http=protocol, log_level=log_level, timeout_graceful_shutdown=5))
 
 
 def run_names(paths: list[str]) -> list[str]:
@@ -385,11 +611,13 @@ def load_runs(paths: list[str], device: str = "auto", log=print) -> dict[str, Ru
 
 
 def serve(paths: list[str], host: str = "127.0.0.1", port: int = 8000, device: str = "auto",
-          limits: Limits = Limits(), log_level: str = "info") -> None:
-    """Load the runs (or the bundled model), then serve them until Ctrl-C."""
+          limits: Limits = Limits(), log_level: str = "info", allowed_hosts: list[str] = ()) -> None:
+    """Load the runs (or the bundled model), then serve them until Ctrl-C, answering requests
+    addressed to the names of `host` and `allowed_hosts` (AllowedHosts.of)."""
     torch.set_num_threads(1)  # see Limits.workers
+    AllowedHosts.given(allowed_hosts)  # a bad --allowed-host: one line before the runs load
     runs = load_runs(paths, device, log=lambda message: print(message, file=sys.stderr))
-    app = create_app(runs, limits)
     sock = listen(host, port)
+    app = create_app(runs, limits, AllowedHosts.of(host, sock.getsockname()[0], allowed_hosts))
     print(f"makemore: serving {', '.join(runs)} at {url(sock)}  (Ctrl-C stops)", flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5)).run(sockets=[sock])
+    server(app, limits, log_level).run(sockets=[sock])
