@@ -24,7 +24,8 @@ from safetensors.torch import load_file
 import makemore
 from makemore import checkpoint
 from makemore.checkpoint import (CONFIG, DIAGNOSTICS, LOCK, METRICS, MODEL, STATE, SUMMARY, TEMPORARY, RunDir, load_tensors,
-                                 read_state, tensor_bytes)
+                                 tensor_bytes)
+from makemore.training.state import read as read_state
 from makemore.constraints import CHUNK, chunk_size
 from makemore.errors import MakemoreError, RunError
 

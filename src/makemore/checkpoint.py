@@ -37,7 +37,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .config import (DEFAULT_ITEM_LENGTH, MAX_CHARS, MAX_HEADER_BYTES, MAX_ITEM_LENGTH, MAX_JSON_BYTES, MAX_LABEL_LENGTH,
-                     MAX_LABELS, MAX_RECORDS_BYTES, MAX_SEED, MAX_STEPS, MAX_VOCAB, MODEL_OPTIONS, TRAIN_OPTIONS, OptionError)
+                     MAX_LABELS, MAX_RECORDS_BYTES, MAX_SEED, MAX_VOCAB, MODEL_OPTIONS, TRAIN_OPTIONS, OptionError)
 from .data import Dataset, NotRegular, TooLarge, Vocabulary, read_regular
 from .errors import DataError, MakemoreError, RunError, WriteFailed
 from .models import REGISTRY
@@ -52,12 +52,8 @@ LOCK = ".lock"
 TENSORBOARD = "tensorboard"  # a folder, with --tensorboard
 # what training writes; a directory holding config.json and none of the rest never got to its first checkpoint
 TRAINING_OUTPUTS = (MODEL, STATE, METRICS, DIAGNOSTICS, SUMMARY, TENSORBOARD)
-STEP_LOSS = "train.step_loss"  # in STATE: the training loss of every step, for `makemore plot --kind loss`
 # a temporary file of atomic_write: ".NAME.RANDOM.tmp" (RANDOM from secrets, or from mkstemp in older versions)
 TEMPORARY = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]{6,}\.tmp")
-# state.safetensors beyond its tensors' copies of the model (model, weight average, two AdamW moments)
-# and its step losses: random states, the optimiser's bookkeeping, the pickle's framing
-STATE_SLACK = 16 << 20
 RESTORE = "restore the run directory from a copy or train it again"
 
 
@@ -716,64 +712,6 @@ def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source:
     model.load_state_dict(tensors)
 
 
-STATE_NUMBERS = {"step": (int,), "elapsed": (int, float), "best_val": (int, float), "average_updates": (int,)}
-# tensors of state.safetensors that --resume reads besides the model's and the average's
-STATE_TENSORS = {"rng.batches": (torch.uint8, 1), "rng.torch": (torch.uint8, 1), STEP_LOSS: (torch.float32, 1),
-                 "optimizer": (torch.uint8, 1)}
-
-
-def check_state_meta(meta, source: Path) -> dict:
-    """The metadata of state.safetensors (trainer.TrainState) has what --resume reads, with the right types."""
-    if not isinstance(meta, dict):
-        raise damaged(source, "it has no training state (no metadata)", "start a new run")
-    for key, types in STATE_NUMBERS.items():
-        if key not in meta:
-            raise damaged(source, f'its training state has no "{key}"')
-        if type(meta[key]) not in types or key in ("step", "average_updates") and not 0 <= meta[key] <= MAX_STEPS:
-            raise damaged(source, f'its training state\'s "{key}" is {json.dumps(meta[key])[:40]}, not a number it can use')
-    if "eval_seconds" in meta and type(meta["eval_seconds"]) not in (int, float):  # absent in runs made before it was kept
-        raise damaged(source, f'its training state\'s "eval_seconds" is {json.dumps(meta["eval_seconds"])[:40]}, not a number')
-    return meta
-
-
-def state_limit(model_bytes: int, step: int) -> int:
-    """The most bytes of tensors a state.safetensors of a model of `model_bytes` at `step` holds:
-    the model, its weight average and the optimiser's two moments (AdamW), a float32 loss per step,
-    and STATE_SLACK for the rest."""
-    return 4 * model_bytes + 4 * step + STATE_SLACK
-
-
-def state_bounds(path: Path, model_bytes: int):
-    """The check load_tensors makes of the header of a state.safetensors (at `path`) of a model of
-    `model_bytes`, before reading its tensors: no more than state_limit of them."""
-    def expect(header: dict) -> None:
-        meta = check_state_meta(header_metadata(header, path), path)
-        described, limit = header_data_bytes(header, path), state_limit(model_bytes, meta["step"])
-        if described > limit:
-            raise damaged(path, f"its header describes {described:,} bytes of tensors, more than the {limit:,} the "
-                                f"training state of this run's model at step {meta['step']:,} can hold")
-    return expect
-
-
-def read_state(path: Path, model_bytes: int | None = None) -> tuple[dict[str, torch.Tensor], dict]:
-    """The tensors and metadata of state.safetensors, checked for what --resume reads: the
-    metadata's numbers, the random states, the step losses and the optimiser's bytes. (The
-    model's and the average's tensors are checked as they are loaded: load_state;
-    the optimiser's by restore_optimizer.) With `model_bytes` (tensor_bytes of the run's model),
-    a file whose header describes more than such a state holds (state_limit) is refused unread."""
-    tensors, meta = load_tensors(path, None if model_bytes is None else state_bounds(path, model_bytes))
-    check_state_meta(meta, path)
-    for name, (dtype, dims) in STATE_TENSORS.items():
-        t = tensors.get(name)
-        if t is None:
-            raise damaged(path, f"its training state has no {name}", "start a new run (a state from an older makemore "
-                                                                     "cannot be resumed)" if name == "optimizer" else RESTORE)
-        if t.dtype != dtype or t.dim() != dims:
-            raise damaged(path, f"its {name} is a {t.dim()}-d {str(t.dtype).replace('torch.', '')} tensor, "
-                                f"not a {dims}-d {str(dtype).replace('torch.', '')} one")
-    return tensors, meta
-
-
 def saved_bytes(state: dict) -> torch.Tensor:
     """A state dict of tensors and plain values as bytes in a tensor, for a safetensors file
     (torch.save; `loaded_bytes` reads it back without unpickling arbitrary objects)."""
@@ -789,36 +727,3 @@ def loaded_bytes(blob: torch.Tensor, source: Path, what: str):
         return torch.load(io.BytesIO(blob.numpy().tobytes()), weights_only=True)
     except Exception as e:  # noqa: BLE001 - an unreadable blob raises many kinds; every one means the same
         raise damaged(source, f"its {what} cannot be read ({one_line(e)})") from None
-
-
-def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], source: Path) -> None:
-    """Load the optimiser state saved in the "optimizer" tensor (saved_bytes) into `opt`, after
-    checking that it comes from the same kind of optimiser over the same parameters: torch would
-    otherwise accept SGD's state into AdamW, or a moment of the wrong shape, and fail later with a
-    traceback or train on garbage."""
-    kind = type(opt).__name__
-    saved = loaded_bytes(tensors["optimizer"], source, "optimiser state")
-    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) or not isinstance(saved.get("param_groups"), list):
-        raise damaged(source, "its optimiser state is not an optimiser's state")
-    now, groups = opt.state_dict()["param_groups"], saved["param_groups"]
-    if len(groups) != len(now) or not all(isinstance(g, dict) for g in groups):
-        raise damaged(source, f"its optimiser state has {len(groups)} parameter groups where this run's {kind} has {len(now)}")
-    for g_saved, g_now in zip(groups, now):
-        if set(g_saved) != set(g_now):
-            other = sorted(set(g_saved) ^ set(g_now))
-            raise damaged(source, f"its optimiser state was written by another optimiser than {kind} "
-                                  f"(settings {', '.join(other[:4])} differ)")
-        if g_saved["params"] != g_now["params"]:
-            raise damaged(source, "its optimiser state covers other parameters than the model in config.json")
-    params = {i: p for g_now, g in zip(now, opt.param_groups) for i, p in zip(g_now["params"], g["params"])}
-    for idx, entry in saved["state"].items():
-        if idx not in params or not isinstance(entry, dict):
-            raise damaged(source, f"its optimiser state has an entry {idx!r} for no parameter of the model")
-        for key, value in entry.items():
-            if torch.is_tensor(value) and value.dim() > 0 and value.shape != params[idx].shape:
-                raise damaged(source, f"its optimiser state {idx}.{key} has shape {list(value.shape)} where the parameter "
-                                      f"has {list(params[idx].shape)}")
-    try:
-        opt.load_state_dict(saved)
-    except (ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise damaged(source, f"its optimiser state does not fit this run's {kind} ({one_line(e)})") from None

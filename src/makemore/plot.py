@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import (CONFIG, DIAGNOSTICS, STATE, STEP_LOSS, RunDir, atomic_write, load_tensors, run_dataset, state_bounds,
-                         tensor_bytes)
+from .training import state as training_state
+from .checkpoint import CONFIG, DIAGNOSTICS, STATE, RunDir, atomic_write, run_dataset, tensor_bytes
 from .diagnostics import BINS, SATURATED
 from .data import BOUNDARY_SHOWN
 from .errors import MakemoreError, RunError, WriteFailed
@@ -133,8 +133,7 @@ def step_losses(run: RunDir, config: dict) -> torch.Tensor:
     from .api import skeleton
 
     model_bytes = tensor_bytes(skeleton(config, run.file(CONFIG)))
-    tensors, _ = load_tensors(run.file(STATE), state_bounds(run.file(STATE), model_bytes))
-    return tensors.get(STEP_LOSS, torch.empty(0)).float()
+    return training_state.step_losses(run.file(STATE), model_bytes)
 
 
 def smooth(values: torch.Tensor, window: int) -> dict:
