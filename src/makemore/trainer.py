@@ -236,6 +236,8 @@ def check_common(device, quiet, log, on_event) -> None:
     check_flag("quiet", quiet)
     if not callable(log):
         raise MakemoreError(f"log must be a function of one message, such as print (got {log!r:.60})")
+    if on_event is not None and not callable(on_event):
+        raise MakemoreError(f"on_event must be a function of one event, or None (got {on_event!r:.60})")
 
 
 def said_of_the_run(e: WriteFailed, run: RunDir) -> WriteFailed:
