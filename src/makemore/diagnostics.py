@@ -29,7 +29,7 @@ from functools import partial
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .checkpoint import DIAGNOSTICS, RunDir
+from .store import DIAGNOSTICS, RunDir
 from .config import DEFAULT_INTERVAL
 
 ACTIVATIONS = ("tanh", "sigmoid", "gelu", "relu")

@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from .training import state as training_state
-from .checkpoint import CONFIG, DIAGNOSTICS, STATE, RunDir, atomic_write, run_dataset, tensor_bytes
+from .store import CONFIG, DIAGNOSTICS, STATE, RunDir, atomic_write, run_dataset, tensor_bytes
 from .diagnostics import BINS, SATURATED
 from .data import BOUNDARY_SHOWN
+from .models import REGISTRY
 from .errors import MakemoreError, RunError, WriteFailed
 
 KINDS = ("loss", "bigram", "embedding", "activations", "gradients", "updates")
@@ -102,7 +103,7 @@ def plot(run_path: str | Path, kind: str, out: str | Path | None = None, step: i
         raise MakemoreError(f"--step picks the diagnostics of --kind activations or gradients; --kind {kind} does not read it")
     require_matplotlib()
     run = RunDir(run_path)
-    config = run.read_config()  # read first: a clear error for a missing or foreign directory
+    config = run.read_config(REGISTRY)  # read first: a clear error for a missing or foreign directory
     model = config["model"]
     path = png_path(run.path / f"{kind}.png" if out is None else out)
     if kind == "loss":

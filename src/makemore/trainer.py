@@ -18,14 +18,14 @@ from pathlib import Path
 import torch
 
 from . import __version__, tensorboard
-from .checkpoint import LOCK, STATE, SUMMARY, RunDir, run_dataset
+from .store import LOCK, STATE, SUMMARY, RunDir, run_dataset
 from .config import (MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, check_flag, check_path, check_text,
                      resume_changes, split_options)
 from .data import BUILTIN, SPLIT_NAMES, Dataset
 from .device import DEVICES, pick_device
 from .distributed import Ranks, ranks_of
 from .errors import MakemoreError, RunError, WriteFailed
-from .models import DEFAULT_MODEL, build, get_spec, model_options, why_not
+from .models import DEFAULT_MODEL, REGISTRY, build, get_spec, model_options, why_not
 from .training.loop import TrainResult, fit
 from .training.update import learning_rate, make_optimizer  # noqa: F401 - lrfind's and the benchmarks' way in
 
@@ -200,13 +200,13 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
     check_path("run_path", run_path, optional=False)
     check_common(device, quiet, log, on_event)
     run = RunDir(run_path)
-    run.read_config()  # a clear error for a missing or foreign directory before locking anything in it
+    run.read_config(REGISTRY)  # a clear error for a missing or foreign directory before locking anything in it
     dev = pick_device(device)
     with ranks_of(dev) as ranks, ExitStack() as held:
 
         def take_over() -> dict:
             held.enter_context(run.lock())
-            saved = run.read_config()  # config.json, as a dict
+            saved = run.read_config(REGISTRY)  # config.json, as a dict
             if not run.file(STATE).exists():
                 raise RunError(f"{run.path} has no checkpoint to resume from ({STATE}); start a new run with the same options")
             tc = replace(TrainConfig.from_dict(saved["train_config"]), **changes)

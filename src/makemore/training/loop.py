@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .. import signals
-from ..checkpoint import MODEL, STATE, RunDir
+from ..store import MODEL, STATE, RunDir
 from ..config import TrainConfig
 from ..data import IGNORE, Dataset
 from ..device import cpu_threads

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .. import tensorboard
-from ..checkpoint import MODEL, STATE, SUMMARY, RunDir, write_json
+from ..store import MODEL, STATE, SUMMARY, RunDir, write_json
 from ..data import SPLIT_NAMES
 from ..evaluate import EvalResult, evaluate
 from . import state

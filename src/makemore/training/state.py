@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import (RESTORE, damaged, header_data_bytes, header_metadata, load_state, load_tensors, loaded_bytes,
-                          one_line, save_tensors, saved_bytes, tensor_bytes)
+from ..store.files import RESTORE, damaged, one_line
+from ..store.tensors import (header_data_bytes, header_metadata, load_state, load_tensors, loaded_bytes, save_tensors, saved_bytes,
+                             tensor_bytes)
 from ..config import MAX_STEPS
 
 MODEL_PART, AVERAGE_PART = "model.", "average."
