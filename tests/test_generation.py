@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import makemore
-from makemore import api, checkpoint
+from makemore import api
+from makemore.store import files
 from makemore.config import OptionError
 from makemore.constraints import NotEnough, budget
 from makemore.data import Vocabulary
@@ -288,7 +289,7 @@ def test_a_failed_write_leaves_nothing(run_dir, run_cli, tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", disk_full)
+    monkeypatch.setattr(files.os, "fsync", disk_full)
     out = tmp_path / "items.txt"
     status, _, err = run_cli("sample", run_dir, "-n", "5", "--out", out)
     one_line_error(status, err)
@@ -299,7 +300,7 @@ def test_a_failed_write_leaves_nothing(run_dir, run_cli, tmp_path, monkeypatch):
 def test_a_failed_write_keeps_the_old_file_with_force(run_dir, run_cli, tmp_path, monkeypatch):
     out = tmp_path / "items.txt"
     out.write_text("precious\n")
-    monkeypatch.setattr(checkpoint.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "I/O error")))
     status, _, err = run_cli("sample", run_dir, "-n", "5", "--out", out, "--force")
     one_line_error(status, err)
     assert out.read_text() == "precious\n" and os.listdir(tmp_path) == ["items.txt"]

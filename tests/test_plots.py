@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import makemore
-from makemore.checkpoint import DIAGNOSTICS, STATE, STEP_LOSS, RunDir
+from makemore.checkpoint import DIAGNOSTICS, STATE, RunDir
+from makemore.training.state import STEP_LOSS
 from makemore.data import Dataset, Vocabulary, resolve_data, split_items
 from makemore.diagnostics import BINS, Diagnostics
 from makemore.lrfind import lr_find

@@ -20,7 +20,9 @@ import torch
 
 import makemore
 from makemore.checkpoint import (CONFIG, LOCK, METRICS, MODEL, STATE, SUMMARY, RunDir, atomic_write, load_tensors,
-                                 read_state, restore_optimizer, save_tensors)
+                                 save_tensors)
+from makemore.training.state import read as read_state
+from makemore.training.state import restore_optimizer
 from makemore.config import DEFAULT_ITEM_LENGTH
 from makemore.data import Dataset, Vocabulary, WindowBatches, fingerprint, read_items, resolve_data
 from makemore.errors import DataError, RunError

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import makemore
-from makemore.checkpoint import CONFIG, METRICS, MODEL, STATE, RunDir, read_state
+from makemore.checkpoint import CONFIG, METRICS, MODEL, STATE, RunDir
+from makemore.training.state import read as read_state
 from makemore.data import fingerprint, read_items, resolve_data
 from makemore.errors import DataError, MakemoreError
 

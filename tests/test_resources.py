@@ -22,9 +22,10 @@ import torch
 from safetensors.torch import load_file
 
 import makemore
-from makemore import checkpoint
+from makemore.store import records
 from makemore.checkpoint import (CONFIG, DIAGNOSTICS, LOCK, METRICS, MODEL, STATE, SUMMARY, TEMPORARY, RunDir, load_tensors,
-                                 read_state, tensor_bytes)
+                                 tensor_bytes)
+from makemore.training.state import read as read_state
 from makemore.constraints import CHUNK, chunk_size
 from makemore.errors import MakemoreError, RunError
 
@@ -176,7 +177,7 @@ def test_an_append_that_fails_is_cut_back_off(tmp_path, monkeypatch):
 
 
 def test_records_files_never_grow_past_what_is_read_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint, "MAX_RECORDS_BYTES", 300)
+    monkeypatch.setattr(records, "MAX_RECORDS_BYTES", 300)
     rd = RunDir(tmp_path)
     for step in range(1, 100):
         try:

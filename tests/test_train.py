@@ -12,7 +12,8 @@ import makemore
 from makemore.checkpoint import CONFIG, METRICS, MODEL, STATE, SUMMARY
 from makemore.errors import MakemoreError
 from makemore.data import WindowBatches
-from makemore.trainer import Trainer, WeightAverage
+from makemore.training.loop import Training
+from makemore.training.update import WeightAverage
 
 QUIET = {"quiet": True, "log": lambda msg: None}
 
@@ -75,13 +76,13 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(small_data, tmp_
 
 def test_train_seconds_leave_evaluation_out_across_a_resume(small_data, tmp_path, monkeypatch):
     """metrics.jsonl's train_seconds is elapsed less the time spent evaluating, kept across --resume."""
-    original = Trainer.evaluate
+    original = Training.evaluate
 
-    def slow_evaluate(self, lr, chars_per_sec):
+    def slow_evaluate(self):
         time.sleep(0.25)
-        return original(self, lr, chars_per_sec)
+        return original(self)
 
-    monkeypatch.setattr(Trainer, "evaluate", slow_evaluate)
+    monkeypatch.setattr(Training, "evaluate", slow_evaluate)
     train_small(small_data, tmp_path / "run", max_steps=30, eval_interval=10)
     makemore.resume(tmp_path / "run", max_steps=50, **QUIET)
     metrics = [json.loads(line) for line in (tmp_path / "run" / METRICS).read_text().splitlines()]
@@ -117,14 +118,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_data, tmp_path, mon
 def test_weight_average_is_what_gets_evaluated_and_kept(small_data, tmp_path, monkeypatch):
     """With --ema the model evaluated and saved is the moving average, not the last weights."""
     seen = {}
-    original = Trainer.evaluate
+    original = Training.evaluate
 
-    def spy(self, lr, chars_per_sec):
+    def spy(self):
         seen["last"] = {k: v.clone() for k, v in self.model.state_dict().items()}
         seen["average"] = {k: v.clone() for k, v in self.average.model.state_dict().items()}
-        return original(self, lr, chars_per_sec)
+        return original(self)
 
-    monkeypatch.setattr(Trainer, "evaluate", spy)
+    monkeypatch.setattr(Training, "evaluate", spy)
     result = train_small(small_data, tmp_path / "run", max_steps=20, eval_interval=20, ema=0.5)
     kept = load_file(result.run_dir / MODEL)
     assert kept.keys() == seen["average"].keys()

@@ -16,7 +16,7 @@ from .data import SPLIT_NAMES
 from .device import DEVICES, pick_device
 from .errors import MakemoreError
 from .evaluate import EvalResult, evaluate
-from .models import CharModel, ModelConfig, build
+from .models import REGISTRY, CharModel, ModelConfig, build
 from .sample import Score, generate, nll_by_label, score, stripped
 
 PRETRAINED = Path(str(resources.files("makemore") / "pretrained" / "names-sex"))  # scripts/build_pretrained.py
@@ -29,7 +29,7 @@ class Run:
         check_path("path", path, optional=False)
         check_text("device", device, optional=False, choices=DEVICES)
         self.dir = RunDir(path)
-        self.config = self.dir.read_config()
+        self.config = self.dir.read_config(REGISTRY)
         self.vocab = run_vocabulary(self.config)
         self.model_config = ModelConfig.from_dict(self.config["model_config"])
         self.dir.check_weights(skeleton(self.config, self.dir.file(CONFIG)))

@@ -1,6 +1,6 @@
 """The health of a deep network, as lecture 3 checks it, recorded while training (--diagnostics).
 
-Every `interval` steps (step 0, at initialisation, included) the Trainer runs one update
+Every `interval` steps (step 0, at initialisation, included) the training loop runs one update
 inside `Diagnostics.watch`, which records:
 
 - the output of every nonlinearity (tanh, sigmoid, GELU, ReLU): mean, std, histogram, and for
@@ -17,7 +17,7 @@ that called it. Padding positions of item batches are included in the statistics
 seen; the recurrent models' readable cells (`--no-fused`) show theirs, layer by layer.
 
 Records are kept in memory and appended to diagnostics.jsonl (one JSON object per watched step)
-when the Trainer checkpoints, so the file always matches the checkpoint a resume starts from.
+when training checkpoints, so the file always matches the checkpoint a resume starts from.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from functools import partial
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .checkpoint import DIAGNOSTICS, RunDir
+from .store import DIAGNOSTICS, RunDir
 from .config import DEFAULT_INTERVAL
 
 ACTIVATIONS = ("tanh", "sigmoid", "gelu", "relu")

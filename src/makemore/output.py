@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from .checkpoint import atomic_file
+from .store import atomic_file
 from .errors import MakemoreError, WriteFailed
 from .explain import Position
 from .sample import Score

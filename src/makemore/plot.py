@@ -22,10 +22,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import (CONFIG, DIAGNOSTICS, STATE, STEP_LOSS, RunDir, atomic_write, load_tensors, run_dataset, state_bounds,
-                         tensor_bytes)
+from .training import state as training_state
+from .store import CONFIG, DIAGNOSTICS, STATE, RunDir, atomic_write, run_dataset, tensor_bytes
 from .diagnostics import BINS, SATURATED
 from .data import BOUNDARY_SHOWN
+from .models import REGISTRY
 from .errors import MakemoreError, RunError, WriteFailed
 
 KINDS = ("loss", "bigram", "embedding", "activations", "gradients", "updates")
@@ -102,7 +103,7 @@ def plot(run_path: str | Path, kind: str, out: str | Path | None = None, step: i
         raise MakemoreError(f"--step picks the diagnostics of --kind activations or gradients; --kind {kind} does not read it")
     require_matplotlib()
     run = RunDir(run_path)
-    config = run.read_config()  # read first: a clear error for a missing or foreign directory
+    config = run.read_config(REGISTRY)  # read first: a clear error for a missing or foreign directory
     model = config["model"]
     path = png_path(run.path / f"{kind}.png" if out is None else out)
     if kind == "loss":
@@ -133,8 +134,7 @@ def step_losses(run: RunDir, config: dict) -> torch.Tensor:
     from .api import skeleton
 
     model_bytes = tensor_bytes(skeleton(config, run.file(CONFIG)))
-    tensors, _ = load_tensors(run.file(STATE), state_bounds(run.file(STATE), model_bytes))
-    return tensors.get(STEP_LOSS, torch.empty(0)).float()
+    return training_state.step_losses(run.file(STATE), model_bytes)
 
 
 def smooth(values: torch.Tensor, window: int) -> dict:

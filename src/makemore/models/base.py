@@ -87,6 +87,12 @@ class CharModel(nn.Module):
             return t.device
         return torch.device("cpu")
 
+    def shape_notes(self) -> dict[str, str]:
+        """What a weights file's tensor of another shape most likely means, by tensor name (for the
+        store's check of a weights file against this model): the tensors sized by the vocabulary."""
+        v = self.config.vocab_size
+        return {k: "a vocabulary of another size" for k, t in self.state_dict().items() if v in t.shape}
+
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

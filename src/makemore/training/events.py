@@ -1,0 +1,125 @@
+"""What a training run reports as it goes: one small dataclass per kind of event, each with the
+step it happened at. The loop emits them; the progress bar, the log lines, metrics.jsonl,
+TensorBoard and a caller's `on_event` hear them (`Events`), and none of them is called from
+inside the loop.
+
+A subscriber may call `event.stop()` to end the run after this step, as Ctrl-C does: the best
+model is kept, the last checkpoint stays for --resume and summary.json says interrupted. A
+caller's `on_event` that raises ends the run the same way, and its exception is raised again
+once the run directory is whole (`Events.failure`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import torch
+
+from ..evaluate import EvalResult
+
+
+@dataclass
+class Event:
+    step: int  # steps done when it happened
+    kind: ClassVar[str] = "event"
+
+    def stop(self) -> None:
+        """End the run after this step, keeping the best model, as Ctrl-C does."""
+        stopper = getattr(self, "_stopper", None)
+        if stopper is not None:
+            stopper()
+
+
+@dataclass
+class Started(Event):
+    max_steps: int
+    resumed: bool
+    best_val: float  # of the run so far: inf for a new one
+    kind: ClassVar[str] = "started"
+
+
+@dataclass
+class Step(Event):
+    """One optimiser step done. Its loss stays on the device until asked for: reading it is a
+    device sync, which the loop itself never makes per step."""
+    lr: float
+    loss_tensor: torch.Tensor = field(repr=False)
+    chars_per_sec: float  # the last measured rate (the loop measures it every 50 steps)
+    kind: ClassVar[str] = "step"
+
+    @property
+    def loss(self) -> float:
+        """This step's training loss: this process's share of the batch under torchrun."""
+        return self.loss_tensor.item()
+
+
+@dataclass
+class Evaluated(Event):
+    """The exact train and val NLL of the kept model: a line of metrics.jsonl (`record`)."""
+    train_loss: float
+    val_loss: float
+    lr: float
+    chars_per_sec: float
+    elapsed: float
+    train_seconds: float
+    step_losses: torch.Tensor = field(repr=False)  # the loss of each step since the last evaluation, on the host
+    kind: ClassVar[str] = "evaluated"
+
+    def record(self) -> dict:
+        return {"step": self.step, "train_loss": self.train_loss, "val_loss": self.val_loss, "lr": self.lr,
+                "chars_per_sec": self.chars_per_sec, "elapsed": self.elapsed, "train_seconds": self.train_seconds}
+
+
+@dataclass
+class Checkpointed(Event):
+    path: Path  # state.safetensors, which --resume starts from
+    kind: ClassVar[str] = "checkpointed"
+
+
+@dataclass
+class Diverged(Event):
+    reason: str
+    kind: ClassVar[str] = "diverged"
+
+
+@dataclass
+class Finished(Event):
+    seconds: float
+    final: dict[str, EvalResult]  # the kept model on every split
+    interrupted: bool
+    diverged: bool
+    kind: ClassVar[str] = "finished"
+
+
+class Events:
+    """The subscribers of one run, called in order with each event. Under torchrun only rank 0
+    has any: the others train without reporting."""
+
+    def __init__(self, subscribers: list[Callable[[Event], None]], on_event: Callable[[Event], None] | None = None):
+        self.subscribers = list(subscribers)
+        self.on_event = on_event
+        self.stop_requested = False
+        self.failure: Exception | None = None  # what on_event raised, raised again when the run has ended cleanly
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+
+    def emit(self, event: Event) -> None:
+        event._stopper = self.request_stop
+        for subscriber in self.subscribers:
+            subscriber(event)
+        if self.on_event is not None and self.failure is None:
+            try:
+                self.on_event(event)
+            except Exception as e:  # noqa: BLE001 - the caller's; it ends the run cleanly, then is raised again
+                self.failure = e
+                self.stop_requested = True
+
+    def close(self) -> None:
+        """Let each subscriber that holds something open (the progress bar, TensorBoard) close it."""
+        for subscriber in self.subscribers:
+            close = getattr(subscriber, "close", None)
+            if close is not None:
+                close()

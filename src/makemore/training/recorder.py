@@ -1,0 +1,71 @@
+"""The subscribers that write the run directory: metrics.jsonl and TensorBoard from the events,
+the kept best model, the checkpoints and summary.json. Rank 0 alone has a Recorder."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import tensorboard
+from ..store import MODEL, STATE, SUMMARY, RunDir, write_json
+from ..data import SPLIT_NAMES
+from ..evaluate import EvalResult, evaluate
+from . import state
+from .events import Diverged, Evaluated, Event, Finished, Started
+
+
+class Recorder:
+    """Writes what `training` (a loop.Training) reports into its run directory."""
+
+    def __init__(self, run: RunDir, training, board: bool):
+        self.run, self.training, self.wants_board = run, training, board
+        self.board: tensorboard.Board | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Started) and self.wants_board:
+            self.board = tensorboard.Board(self.run.path, event.step)
+        elif isinstance(event, Evaluated):
+            self.evaluated(event)
+        elif isinstance(event, (Diverged, Finished)):
+            self.close()
+
+    def evaluated(self, event: Evaluated) -> None:
+        """Append the evaluation to metrics.jsonl; save the kept model if its val NLL is the best yet."""
+        record = event.record()
+        if self.board:
+            self.board.steps(event.step - len(event.step_losses), event.step_losses)
+        self.run.append_metrics(record)
+        if self.board:
+            self.board.evaluation(record)
+        progress = self.training.progress
+        if event.val_loss < progress.best_val:
+            progress.best_val = event.val_loss
+            self.run.save_model(self.training.kept)
+
+    def checkpoint(self, rngs: list[torch.Tensor] | None) -> None:
+        """The state --resume starts from, with the diagnostics recorded up to it."""
+        if self.training.diagnostics:
+            self.training.diagnostics.flush()
+        state.save(self.run.file(STATE), self.training, rngs)
+
+    def rewind(self, step: int) -> None:
+        """A resumed run continues from the checkpoint at `step`: what was recorded after it goes."""
+        self.run.truncate_metrics(step)
+
+    def summarise(self, interrupted: bool, diverged: bool) -> dict[str, EvalResult]:
+        """Reload the best model by val NLL, evaluate it on every split and write summary.json."""
+        t = self.training
+        if not self.run.file(MODEL).exists():  # Ctrl-C before the first evaluation: keep what there is
+            self.run.save_model(t.kept)
+        self.run.load_weights(t.model)
+        labels = t.data.split_labels or {}
+        final = {s: evaluate(t.model, t.data.packed(s).to(t.device), s, labels.get(s)) for s in SPLIT_NAMES}
+        write_json(self.run.file(SUMMARY), {"step": t.progress.step, "seconds": round(t.progress.elapsed, 2),
+                                            "interrupted": interrupted, "diverged": diverged,
+                                            "threads": torch.get_num_threads(), "processes": t.ranks.world,
+                                            **{s: r.to_dict() for s, r in final.items()}})
+        return final
+
+    def close(self) -> None:
+        if self.board:
+            self.board.close()
+            self.board = None

@@ -1,0 +1,141 @@
+"""Training reports as events (training/events.py): their order and figures, `event.stop()` as
+Ctrl-C, a callback that raises, a counted model's run, and torchrun's rank 0 alone hearing them."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+
+import makemore
+from makemore.checkpoint import METRICS, MODEL, STATE, SUMMARY
+from makemore.errors import MakemoreError
+from makemore.training.state import STEP_LOSS
+
+QUIET = {"quiet": True, "log": lambda msg: None}
+MLP = {"model": "mlp", "batch_size": 16, "eval_interval": 10}
+
+
+def train(data, out, on_event, **options):
+    return makemore.train(data=str(data), out=out, on_event=on_event, **QUIET, **{**MLP, **options})
+
+
+def records(run) -> list[dict]:
+    return [json.loads(line) for line in (run / METRICS).read_text().splitlines()]
+
+
+def test_a_short_run_reports_started_steps_evaluations_checkpoints_and_finished(small_data, tmp_path):
+    heard = []
+    result = train(small_data, tmp_path / "run", heard.append, max_steps=20)
+    every_ten = ["step"] * 10 + ["evaluated", "checkpointed"]
+    assert [e.kind for e in heard] == ["started", *every_ten, *every_ten, "finished"]
+    steps = [e for e in heard if e.kind == "step"]
+    assert [e.step for e in steps] == list(range(1, 21))
+    assert [e.loss for e in steps] == pytest.approx(load_file(result.run_dir / STATE)[STEP_LOSS].tolist(), abs=0)
+    evaluated = [e for e in heard if e.kind == "evaluated"]
+    assert [e.record() for e in evaluated] == records(result.run_dir)  # the figures metrics.jsonl holds, exactly
+    assert [e.lr for e in evaluated] == [steps[9].lr, steps[19].lr]
+    assert [e.path for e in heard if e.kind == "checkpointed"] == [result.run_dir / STATE] * 2
+    started, finished = heard[0], heard[-1]
+    assert (started.step, started.max_steps, started.resumed) == (0, 20, False)
+    assert finished.step == 20 and not finished.interrupted and not finished.diverged
+    assert finished.final["val"].nll == result.final["val"].nll
+
+
+def test_stop_ends_the_run_after_that_step_and_resume_continues_as_a_straight_run(small_data, tmp_path):
+    def stop_at_25(event):
+        if event.kind == "step" and event.step == 25:
+            event.stop()
+
+    heard = []
+    stopped = train(small_data, tmp_path / "stopped", lambda e: heard.append(e) or stop_at_25(e), max_steps=40)
+    assert stopped.steps == 25 and stopped.interrupted
+    assert heard[-1].kind == "finished" and heard[-1].interrupted and heard[-2].kind == "step"
+    summary = json.loads((stopped.run_dir / SUMMARY).read_text())
+    assert summary["interrupted"] and summary["step"] == 25
+    # as after Ctrl-C: the kept model is the best evaluated one; the checkpoint (step 20) is there to resume
+    assert makemore.load(stopped.run_dir).evaluate("val").nll == pytest.approx(stopped.final["val"].nll, abs=1e-12)
+
+    resumed = makemore.resume(stopped.run_dir, **QUIET)
+    straight = train(small_data, tmp_path / "straight", None, max_steps=40)
+    assert resumed.steps == 40 and not resumed.interrupted
+    assert records(resumed.run_dir) == [{**r, **{k: records(resumed.run_dir)[i][k] for k in ("elapsed", "train_seconds", "chars_per_sec")}}
+                                        for i, r in enumerate(records(straight.run_dir))]
+    s, r = load_file(straight.run_dir / MODEL), load_file(resumed.run_dir / MODEL)
+    assert all(torch.equal(s[k], r[k]) for k in s)
+
+
+def test_a_callback_that_raises_ends_the_run_cleanly_then_raises_again(small_data, tmp_path):
+    """The run ends as on Ctrl-C (best model kept, summary.json says interrupted, --resume goes
+    on), then the callback's exception comes out of train() as it was."""
+    heard = []
+
+    def fails_at_15(event):
+        heard.append(event.kind)
+        if event.kind == "step" and event.step == 15:
+            raise ValueError("the caller's bug")
+
+    with pytest.raises(ValueError, match="the caller's bug"):
+        train(small_data, tmp_path / "run", fails_at_15, max_steps=40)
+    assert heard[-1] == "step" and heard.count("step") == 15  # not called again once it has failed
+    summary = json.loads((tmp_path / "run" / SUMMARY).read_text())
+    assert summary["interrupted"] and summary["step"] == 15
+    assert makemore.resume(tmp_path / "run", **QUIET).steps == 40
+
+
+def test_resume_reports_where_it_starts(small_data, tmp_path):
+    train(small_data, tmp_path / "run", None, max_steps=10)
+    heard = []
+    makemore.resume(tmp_path / "run", max_steps=20, on_event=heard.append, **QUIET)
+    assert (heard[0].kind, heard[0].step, heard[0].resumed) == ("started", 10, True)
+    assert heard[0].best_val == records(tmp_path / "run")[0]["val_loss"]
+    assert [e.step for e in heard if e.kind == "step"] == list(range(11, 21))
+
+
+def test_a_counted_model_reports_one_evaluation_and_no_steps(small_data, tmp_path):
+    heard = []
+    result = makemore.train(data=str(small_data), model="bigram", out=tmp_path / "run", on_event=heard.append, **QUIET)
+    assert [e.kind for e in heard] == ["started", "evaluated", "finished"]
+    assert heard[1].record() == records(result.run_dir)[0] and heard[1].step == 0
+    assert heard[2].final["test"].nll == result.final["test"].nll
+
+
+def test_on_event_must_be_a_function(small_data, tmp_path):
+    with pytest.raises(MakemoreError, match="on_event must be a function of one event"):
+        train(small_data, tmp_path / "run", "print", max_steps=10)
+    assert not (tmp_path / "run").exists()
+
+
+SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    import makemore
+    rank = os.environ["RANK"]
+    heard = []
+    def hear(event):
+        heard.append(event.kind)
+        if event.kind == "step" and event.step == 7:
+            event.stop()
+    result = makemore.train(sys.argv[1], model="mlp", out=sys.argv[2], quiet=True, log=lambda m: None, on_event=hear,
+                            max_steps=30, eval_interval=5, batch_size=16)
+    with open(os.path.join(sys.argv[3], f"rank{rank}.json"), "w") as f:
+        json.dump({"heard": heard, "steps": result.steps, "interrupted": result.interrupted}, f)
+""")
+
+
+@pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="no torch.distributed with gloo")
+def test_under_torchrun_rank_0_alone_hears_the_events_and_its_stop_stops_every_rank(small_data, tmp_path):
+    script = tmp_path / "hear.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                           str(script), str(small_data), str(tmp_path / "run"), str(tmp_path)],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    zero, one = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert zero["heard"][0] == "started" and zero["heard"][-1] == "finished" and zero["heard"].count("step") == 7
+    assert one["heard"] == []
+    assert zero["steps"] == one["steps"] == 7 and zero["interrupted"] and one["interrupted"]
