@@ -1,5 +1,8 @@
 
 import os
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,26 @@ def count_calls(monkeypatch):
         return calls
 
     return wrap
+
+
+@contextmanager
+def real_server(runs, limits=None):
+    """makemore serve's own server (serve.server: uvicorn with its head timer) over a socket on a
+    free 127.0.0.1 port, in a thread; yields the socket. Needs the serve extra."""
+    from makemore.serve import Limits, create_app, listen, server
+
+    limits = limits or Limits()
+    sock = listen("127.0.0.1", 0)
+    uv = server(create_app(runs, limits), limits, log_level="warning")
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(1000):
+        if uv.started:
+            break
+        time.sleep(0.01)
+    try:
+        yield sock
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+        sock.close()

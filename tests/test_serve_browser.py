@@ -12,8 +12,6 @@ import json
 import os
 import re
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,12 +19,12 @@ import pytest
 pytest.importorskip("fastapi", reason="makemore serve needs the serve extra: pip install 'makemore[serve]'")
 pytest.importorskip("playwright", reason="the browser test drives Chromium with Playwright: pip install playwright")
 
-import uvicorn  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 import makemore  # noqa: E402
 from makemore.data import resolve_data  # noqa: E402
-from makemore.serve import create_app, listen, url  # noqa: E402
+from makemore.serve import url  # noqa: E402
+from conftest import real_server  # noqa: E402
 
 
 def find_chromium() -> str | None:
@@ -73,19 +71,9 @@ def run(runs):
 
 @pytest.fixture(scope="module")
 def server(runs):
-    """The real server (uvicorn over a socket on a free 127.0.0.1 port) in a thread."""
-    sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(runs), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(1000):
-        if server.started:
-            break
-        time.sleep(0.01)
-    yield url(sock)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    """makemore serve's own server on a free 127.0.0.1 port, in a thread (conftest.real_server)."""
+    with real_server(runs) as sock:
+        yield url(sock)
 
 
 @pytest.fixture(scope="module")

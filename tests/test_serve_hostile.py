@@ -4,7 +4,6 @@ clients that send half a request and stall. The real server is started on 127.0.
 
 import json
 import socket
-import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient  # noqa: E402
 
 import makemore  # noqa: E402
+from conftest import real_server as served  # noqa: E402
 from makemore.data import resolve_data  # noqa: E402
 from makemore.errors import MakemoreError  # noqa: E402
 from makemore.serve import AllowedHosts, Limits, create_app, host_name, listen, server  # noqa: E402
@@ -149,20 +149,8 @@ def test_a_request_over_the_time_limit_is_a_503_and_frees_its_worker(runs, ticki
 
 @contextmanager
 def real_server(runs, limits: Limits):
-    sock = listen("127.0.0.1", 0)
-    uv = server(create_app(runs, limits), limits, log_level="warning")
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(1000):
-        if uv.started:
-            break
-        time.sleep(0.01)
-    try:
+    with served(runs, limits) as sock:
         yield sock.getsockname()[1]
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def until_closed(conn: socket.socket, limit: float = 20.0) -> tuple[bytes, float]:
