@@ -350,3 +350,23 @@ def test_explain_bad_items(run_dir, run_cli):
         status, out, err = run_cli("score", "--explain", run_dir, text)
         one_line_error(status, err)
         assert message in err and out == ""
+
+
+def test_sample_takes_sampleconfig_s_options_by_name(tmp_path):
+    """Run.sample's keywords are SampleConfig's (shown by help() and editors), checked by name: a
+    typo is refused with the nearest option, never silently ignored."""
+    import inspect
+
+    from makemore.config import SAMPLE_OPTIONS
+
+    run = makemore.load_pretrained(device="cpu")
+    for method in (run.sample, run.stream):
+        assert list(inspect.signature(method).parameters) == list(SAMPLE_OPTIONS)
+    with pytest.raises(makemore.MakemoreError, match="unknown option 'sead'; did you mean 'seed'"):
+        run.sample(3, sead=1)
+    assert run.sample(4, seed=5) == [i for part in run.stream(4, seed=5) for i in part]
+
+
+def test_max_draws_bounds_the_cli_as_it_bounds_the_api(run_cli):
+    status, out, err = run_cli("sample", "-n", 3, "--seed", 0, "--contains", "zzz", "--max-draws", 40)
+    assert status == 1 and out == "" and "found only 0 of 3 items (containing 'zzz') in 40 draws" in err

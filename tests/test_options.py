@@ -107,7 +107,7 @@ def test_ints_are_accepted_for_float_options_and_recorded_as_floats():
         (lambda run: run.sample(3, seed="7"), "seed must be a whole number"),
         (lambda run: run.sample(3, prefix=5), "prefix must be text (got 5)"),
         (lambda run: run.sample(3, novel="yes"), "novel must be True or False"),
-        (lambda run: run.sample(3, max_draws=0), "max_draws must be a whole number of at least 1"),
+        (lambda run: run.sample(3, max_draws=0), "max_draws must be at least 1 (got 0)"),
     ],
 )
 def test_a_loaded_run_checks_its_arguments(small_data, tmp_path, call, message):

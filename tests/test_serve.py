@@ -2,6 +2,7 @@
 with a one-line JSON error, never a 5xx."""
 
 import asyncio
+import dataclasses
 import json
 import re
 import socket
@@ -86,6 +87,28 @@ def test_openapi_lists_every_endpoint(client):
     assert {p: sorted(m) for p, m in schema["paths"].items()} == {
         "/api/health": ["get"], "/api/models": ["get"], "/api/sample": ["post"], "/api/score": ["post"]}
     assert {"n", "temperature", "top_k", "top_p", "prefix", "novel", "seed", "model"} <= set(schema["components"]["schemas"]["SampleRequest"]["properties"])
+
+
+def test_the_sample_request_is_sampleconfig_s_options(client):
+    """One declaration: the page's fields are SampleConfig's, with its help and its ranges (a file
+    path, exclude, is not offered: the server reads no path a request names)."""
+    from makemore.config import SAMPLE_OPTIONS
+
+    fields = client.get("/api/openapi.json").json()["components"]["schemas"]["SampleRequest"]["properties"]
+    assert list(fields) == ["model", *(name for name in SAMPLE_OPTIONS if name != "exclude")]
+    for name, field in fields.items():
+        if name != "model":
+            spec = SAMPLE_OPTIONS[name].spec
+            assert field["description"].startswith(spec.help) and field.get("default") == SAMPLE_OPTIONS[name].default
+    assert (fields["n"]["minimum"], fields["n"]["maximum"]) == (1, 10**7)
+    assert fields["top_p"]["exclusiveMinimum"] == 0.0 and fields["temperature"]["minimum"] == 1e-6
+
+
+def test_the_page_samples_as_the_api_does_under_every_constraint(client, runs):
+    """Same seed, same items through the page and Run.sample, min_len (shaped and checked) included."""
+    asked = {"n": 6, "seed": 11, "min_len": 5, "max_len": 7, "contains": "a", "max_draws": 5000}
+    body = post(client, "/api/sample", {"model": "bigram", **asked}).json()
+    assert [it["text"] for it in body["items"]] == runs["bigram"].sample(**asked)
 
 
 def test_page_is_one_self_contained_file(client):
@@ -317,31 +340,36 @@ def test_unknown_path_is_a_404(client, path):
 # ---- concurrency: inference off the event loop, on a bounded number of threads ----
 
 class Gate:
-    """Wraps run.sample: counts how many run at once, and holds them until opened."""
+    """Wraps run.sampling so that drawing counts how many draws run at once, and holds them until opened."""
 
     def __init__(self, run):
-        self.run, self.inner = run, run.sample
+        self.run, self.inner = run, run.sampling
         self.lock, self.active, self.most, self.entered = threading.Lock(), 0, 0, threading.Semaphore(0)
         self.open, self.held = threading.Event(), []
 
-    def __call__(self, n, *args, **kwargs):
-        with self.lock:
-            self.held.append(n)
-            self.active += 1
-            self.most = max(self.most, self.active)
-        self.entered.release()
-        self.open.wait(30)
-        try:
-            return self.inner(n, *args, **kwargs)
-        finally:
+    def __call__(self, **options):
+        sampling = self.inner(**options)
+
+        def draw(k):
             with self.lock:
-                self.active -= 1
+                self.held.append(k)
+                self.active += 1
+                self.most = max(self.most, self.active)
+            self.entered.release()
+            self.open.wait(30)
+            try:
+                return sampling.draw(k)
+            finally:
+                with self.lock:
+                    self.active -= 1
+
+        return dataclasses.replace(sampling, draw=draw)
 
 
 @pytest.fixture
 def gate(runs, monkeypatch):
     g = Gate(runs["bigram"])
-    monkeypatch.setattr(runs["bigram"], "sample", g)
+    monkeypatch.setattr(runs["bigram"], "sampling", g)
     yield g
     g.open.set()
 

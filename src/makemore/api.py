@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from importlib import resources
 from pathlib import Path
 from typing import Iterator
@@ -10,8 +9,8 @@ from typing import Iterator
 import torch
 
 from .checkpoint import CONFIG, RunDir, damaged, run_dataset, run_vocabulary
-from .config import MAX_PARAMS, SampleConfig, check_path, check_text, check_texts
-from .constraints import Constraints, NotEnough, as_text_path, chunk_size
+from .config import MAX_PARAMS, SampleConfig, check_path, check_text, check_texts, spelled_out
+from .constraints import Constraints, NotEnough, Sampling, as_text_path, chunk_size
 from .data import SPLIT_NAMES
 from .device import DEVICES, pick_device
 from .errors import MakemoreError
@@ -71,48 +70,36 @@ class Run:
         prior = self.label_prior().float().to(generator.device)
         return self.vocab.first_label + torch.multinomial(prior.expand(k, -1), 1, replacement=True, generator=generator).squeeze(1)
 
-    def sample(self, n: int = 10, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, prefix: str = "", novel: bool = False, max_draws: int | None = None,
-               suffix: str = "", contains: str = "", min_len: int | None = None, max_len: int | None = None,
-               exclude: str | Path | None = None, unique: bool = False, label: str | None = None) -> list[str]:
-        """`n` items. `prefix`, `min_len` and `max_len` shape every item as it is drawn; `novel`
-        (distinct items not in the data), `suffix`, `contains`, `exclude` (a file of items) and
-        `unique` keep only the items that meet them, and raise NotEnough (with the items found) if
-        `max_draws` (default max(1000, 50 n)) draws do not hold enough. See constraints.py. With
-        `label` (a labelled run), items of that label; without, each item's label is drawn from the
-        labels' frequencies in the training split."""
-        wanted, draw, config, chunk = self.sampler(n, seed, temperature, top_k, top_p, prefix, novel, max_draws, suffix,
-                                                   contains, min_len, max_len, exclude, unique, label)
-        return wanted.sample(draw, config.n, max_draws, chunk)
+    def sample(self, n: int = SampleConfig.n, **options) -> list[str]:
+        """`n` items. The options are SampleConfig's (config.py), by name: `prefix`, `min_len` and
+        `max_len` shape every item as it is drawn; `novel` (distinct items not in the data), `suffix`,
+        `contains`, `exclude` (a file of items) and `unique` keep only the items that meet them, and
+        raise NotEnough (with the items found) if `max_draws` (default max(1000, 50 n)) draws do not
+        hold enough. See constraints.py. With `label` (a labelled run), items of that label; without,
+        each item's label is drawn from the labels' frequencies in the training split."""
+        return self.sampling(n=n, **options).items()
 
-    def stream(self, n: int = 10, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, prefix: str = "", novel: bool = False, max_draws: int | None = None,
-               suffix: str = "", contains: str = "", min_len: int | None = None, max_len: int | None = None,
-               exclude: str | Path | None = None, unique: bool = False, label: str | None = None) -> Iterator[list[str]]:
+    def stream(self, n: int = SampleConfig.n, **options) -> Iterator[list[str]]:
         """The items of `sample`, the same ones for the same seed, as lists of a few thousand, each
         given as soon as it is drawn: millions of items without holding them all. (`unique` and
         `novel` still remember every item given so far, to give none twice.) Arguments are checked
         at once, not at the first item; NotEnough comes after the items found."""
-        wanted, draw, config, chunk = self.sampler(n, seed, temperature, top_k, top_p, prefix, novel, max_draws, suffix,
-                                                   contains, min_len, max_len, exclude, unique, label)
-        return wanted.stream(draw, config.n, max_draws, chunk)
+        return self.sampling(n=n, **options).stream()
 
-    def sampler(self, n, seed, temperature, top_k, top_p, prefix, novel, max_draws, suffix, contains, min_len, max_len,
-                exclude, unique, label):
-        """The checked constraints, a function drawing k items, the checked config and how many items to draw at once."""
-        config = SampleConfig(n, seed, temperature, top_k, top_p, prefix, novel, suffix=suffix, contains=contains,
-                              min_len=min_len, max_len=max_len, exclude=as_text_path(exclude), unique=unique, label=label)
-        if max_draws is not None and (isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1):
-            raise MakemoreError(f"max_draws must be a whole number of at least 1 (got {max_draws!r})")
+    def sampling(self, **options) -> Sampling:
+        """The options checked (by SampleConfig, then against this model: its labels, its vocabulary,
+        its longest item) and made ready to draw, the seed drawn when none is given."""
+        if "exclude" in options:
+            options["exclude"] = as_text_path(options["exclude"])
+        config = SampleConfig.of(**options).seeded()
         if config.label is not None:
             self.vocab.label_token(config.label)  # an unknown label, or a label for an unlabelled run: one line now
         wanted = Constraints.of(config, self.vocab, self.model_config.max_len, self.training_items)
-        device = self.model.device
-        g = torch.Generator(device=device).manual_seed(random.randrange(2**63) if config.seed is None else config.seed)
+        g = torch.Generator(device=self.model.device).manual_seed(config.seed)
         longest = wanted.longest(self.model_config.max_len)
         draw = lambda k: generate(self.model, self.vocab, k, longest, g, config.temperature, config.top_k,  # noqa: E731
                                   config.top_p, config.prefix, wanted.min_len, self.start_tokens(k, config.label, g))
-        return wanted, draw, config, chunk_size(longest, len(self.vocab))
+        return Sampling(config, wanted, draw, chunk_size(longest, len(self.vocab)))
 
     def score(self, texts: list[str], label: str | None = None) -> list[Score]:
         """Each text's NLL. A labelled run scores p(text | label) with `label`, and without it the
@@ -167,6 +154,9 @@ def skeleton(config: dict, path: Path) -> CharModel:
         raise damaged(path, f"its model has {model.num_params():,} parameters, more than the {MAX_PARAMS:,} training makes")
     return model
 
+
+for method in (Run.sample, Run.stream, Run.sampling):  # help() and editors show the options by name
+    method.__signature__ = spelled_out(method, SampleConfig)
 
 NotEnoughNovel = NotEnough  # its name before there were other constraints; makemore serve catches it
 

@@ -9,11 +9,13 @@ what config.json records and what `--resume` may change.
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 import os
+import random
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from .errors import MakemoreError
 
@@ -27,6 +29,7 @@ DEFAULT_INTERVAL = 100  # steps between diagnostics records: keeps their cost sm
 # never one that loading calls damaged. tests/test_limits_properties.py trains at each edge and loads.
 MAX_SEED = 2**64 - 1  # the largest seed torch.manual_seed takes (every seed option, config.json's split_seed)
 MAX_STEPS = 10**9  # steps of a run (and intervals counted in steps); state.safetensors' step
+MAX_DRAWS = 10**12  # items one call of sample may draw to find those that meet its constraints
 MAX_ITEM_LENGTH = 10**6  # characters in an item: --max-item-length's ceiling, the largest max_len a run declares
 MAX_CHARS = 20_000  # distinct characters in the data: every predicted position costs a logit per token, and the
 # largest real alphabets of names and words (Chinese, Japanese, Korean) use under 10,000
@@ -332,11 +335,43 @@ class SampleConfig(Config):
                                  "as --novel does)")
     label: str | None = option(None, "a labelled model: items of this label (default: each item's label drawn from the "
                                      "labels' frequencies in the training data)")
+    max_draws: int | None = option(None, "draw at most N items in all to find n that meet the filtering constraints "
+                                         "(default max(1000, 50 n))", low=1, high=MAX_DRAWS)
 
     def check(self) -> None:
         if self.min_len is not None and self.max_len is not None and self.min_len > self.max_len:
             raise OptionError(lambda show: f"{show('min_len')} {self.min_len} is more than {show('max_len')} {self.max_len}; "
                                            "no item can meet both")
+
+    @classmethod
+    def of(cls, **options) -> "SampleConfig":
+        """The options given by name (the Python API's keywords, the page's fields), checked: an unknown
+        name is refused with the nearest known one, as a typo must never be silently ignored."""
+        for name in options:
+            if name not in SAMPLE_OPTIONS:
+                raise unknown_option(name, SAMPLE_OPTIONS)
+        return cls(**options)
+
+    def seeded(self) -> "SampleConfig":
+        """This config with its seed drawn when none was given, so the items it makes can be made again."""
+        return self if self.seed is not None else replace(self, seed=draw_seed())
+
+
+def spelled_out(fn, cls) -> inspect.Signature:
+    """`fn`'s signature with its `**options` written out as `cls`'s options, keyword-only, with their
+    defaults: what help() and editors show for a function that takes a config's options by name."""
+    sig = inspect.signature(fn)
+    kept = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    named = {p.name for p in kept}
+    hints = typing.get_type_hints(cls)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt.default, annotation=hints[name])
+             for name, opt in options_of(cls).items() if name not in named]
+    return sig.replace(parameters=[*kept, *extra])
+
+
+def draw_seed() -> int:
+    """A seed for a run of sampling that was given none (the one place one is drawn)."""
+    return random.randrange(2**63)
 
 
 MODEL_OPTIONS = options_of(ModelConfig)

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 
 from .config import OptionError, SampleConfig
 from .data import Vocabulary, decode, read_bytes
-from .errors import DataError, MakemoreError
+from .errors import LONGEST, DataError, MakemoreError
 
 CHUNK = 4096  # items generated at once; bounds memory for large n
 # ...and at most this many numbers in a chunk's tokens and each step's probabilities (several copies):
@@ -114,7 +114,7 @@ class Constraints:
                                                                        f"in training ({shown}); no item can have them")
         if self.min_len > model_max_len:
             raise OptionError(lambda show: f"{show('min_len')} is {self.min_len}, but this model makes items of at most "
-                                           f"{model_max_len} characters (the longest in its training data)")
+                                           f"{model_max_len} characters ({LONGEST})")
         longest = self.longest(model_max_len)
 
         def limit(show) -> str:  # what sets `longest`, in words
@@ -194,6 +194,30 @@ class Constraints:
                 yield part
         if found < n:
             raise NotEnough(found, n, draws, self.describe())
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One checked request for items, ready to draw: its config (the seed drawn if none was given),
+    its constraints, the function drawing k items and how many to draw at once. The CLI, the
+    Python API and the page all sample through it (Run.sampling)."""
+
+    config: SampleConfig
+    wanted: Constraints
+    draw: Callable[[int], list[str]]
+    chunk: int
+
+    @property
+    def first_draw(self) -> int:
+        """Items drawn before the first is given: all n, or a first batch when some may fail."""
+        n = self.config.n
+        return min(n, self.chunk) if not self.wanted.filters else min(self.chunk, max(256, 2 * n))
+
+    def items(self) -> list[str]:
+        return self.wanted.sample(self.draw, self.config.n, self.config.max_draws, self.chunk)
+
+    def stream(self) -> Iterator[list[str]]:
+        return self.wanted.stream(self.draw, self.config.n, self.config.max_draws, self.chunk)
 
 
 def as_text_path(value):

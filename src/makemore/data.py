@@ -23,12 +23,13 @@ from typing import NamedTuple
 import torch
 
 from .config import DEFAULT_ITEM_LENGTH, DEFAULT_SPLIT_SEED, MAX_CHARS, MAX_LABEL_LENGTH, MAX_LABELS
-from .errors import DataError
+from .errors import DataError, too_long
 
 BOUNDARY = 0
 BOUNDARY_SHOWN = "."
 IGNORE = -1
 BUILTIN = {"names": "names.txt", "names-sex": "names-sex.txt"}
+DEFAULT_DATA = "names"  # what --data is when not given
 LABEL_SEPARATOR = "\t"  # a labelled line is "item<TAB>label"
 SPLIT_NAMES = ("train", "val", "test")
 MIN_ITEMS = 10  # the smallest dataset whose 80/10/10 split leaves every part non-empty
@@ -43,7 +44,7 @@ BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
 
 def resolve_data(spec: str | None) -> Path:
     """A built-in dataset name (or None for `names`) or a path, checked to be a readable file."""
-    spec = spec or "names"
+    spec = spec or DEFAULT_DATA
     if spec in BUILTIN:
         return Path(str(resources.files("makemore") / "datasets" / BUILTIN[spec]))
     path = Path(spec)
@@ -292,8 +293,7 @@ def pack(vocab: Vocabulary, items: list[str], length: int | None = None, labels:
     width = max(len(ids) for ids in encoded) + 1
     if length is not None:
         if width > length:
-            raise DataError(f"an item has {width - 1} characters; this model takes items of at most {length - 1} "
-                            "(the longest in its training data); leave longer items out")
+            raise too_long(width - 1, length - 1)
         width = length
     x = torch.full((len(encoded), width), BOUNDARY, dtype=torch.long)
     y = torch.full((len(encoded), width), IGNORE, dtype=torch.long)

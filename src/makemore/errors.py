@@ -28,6 +28,15 @@ class DataError(MakemoreError):
     """The data file cannot be used as a list of items."""
 
 
+def too_long(chars: int, most: int) -> DataError:
+    """An item longer than a model takes: a model's positions end at the longest item in its training data."""
+    return DataError(f"an item has {chars} characters; this model takes items of at most {most} ({LONGEST}); "
+                     "leave longer items out")
+
+
+LONGEST = "the longest in its training data"  # what a model's limit on an item's length is
+
+
 class RunError(MakemoreError):
     """The run directory is missing, incomplete or corrupted."""
 

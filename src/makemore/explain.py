@@ -18,7 +18,7 @@ import torch
 
 from . import deadline
 from .data import BOUNDARY, Vocabulary
-from .errors import MakemoreError
+from .errors import MakemoreError, too_long
 from .models import CharModel
 
 
@@ -57,8 +57,7 @@ def check_items(vocab: Vocabulary, model: CharModel, texts: list[str]) -> list[l
             raise MakemoreError(f"cannot score {text!r}: an item needs at least one character")
         ids = vocab.encode(text)
         if limit is not None and len(ids) + 1 > limit:
-            raise MakemoreError(f"an item has {len(ids)} characters; this model takes items of at most {limit - 1} "
-                                "(the longest in its training data); leave longer items out")
+            raise too_long(len(ids), limit - 1)
         encoded.append(ids)
     return encoded
 

@@ -20,15 +20,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-import random
 import socket
 import sys
 import time
+import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import MakemoreError, RunError
+from .errors import MakemoreError, RunError, too_long
 
 try:
     import anyio
@@ -36,7 +36,7 @@ try:
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import BaseModel, ConfigDict, Field, create_model
     from starlette.exceptions import HTTPException
 except ImportError as e:
     raise MakemoreError(f"makemore serve needs FastAPI and uvicorn ({e.name} is not installed): pip install 'makemore[serve]'") from None
@@ -45,9 +45,9 @@ import torch
 
 from . import __version__
 from .api import PRETRAINED, Run, load, load_pretrained
-from .config import SampleConfig
+from .config import SAMPLE_OPTIONS, SampleConfig
 from .constraints import NotEnough
-from .data import BUILTIN
+from .data import BUILTIN, SPLIT_NAMES
 from .deadline import TimeLimit, time_limit
 from .explain import explain_many
 
@@ -94,24 +94,34 @@ def error(status: int, message: str) -> JSONResponse:
 # Request bodies. Types are checked strictly (no "10" for 10); values by SampleConfig, the one
 # declaration of the sampling options that the CLI and Python API check with, so the messages are
 # theirs, naming the options as the JSON fields are named.
-class SampleRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+NOT_SERVED = ("exclude",)  # a file: the server reads no path a request names
+SERVED_NOTES = {"n": "at most the server's limit per request, 1000 unless it was started with another",
+                "seed": "the seed used is returned with the items"}
 
-    model: str | None = Field(None, description="a name from /api/models (default: the first)")
-    n: int = Field(10, description="how many items (1 to 1000)")
-    temperature: float = Field(1.0, description="1.0 samples the model as trained; below 1: safer, more typical items; above 1: wilder ones")
-    top_k: int | None = Field(None, description="keep only the k most likely characters at each step")
-    top_p: float | None = Field(None, description="keep the most likely characters whose mass reaches p, in (0, 1]")
-    prefix: str = Field("", description="items start with this text")
-    novel: bool = Field(False, description="only distinct items that are not in the training data")
-    suffix: str = Field("", description="only items that end with this text")
-    contains: str = Field("", description="only items that contain this text")
-    min_len: int | None = Field(None, description="items of at least this many characters")
-    max_len: int | None = Field(None, description="items of at most this many characters")
-    unique: bool = Field(False, description="no item twice in the answer")
-    label: str | None = Field(None, description="a labelled model: items of this label (default: each item's label "
-                                                "drawn from the labels' frequencies in the training data)")
-    seed: int | None = Field(None, description="same seed, same items (default: a random one, returned with the items)")
+
+def bounds(spec) -> dict:
+    """An option's range as JSON Schema words it, for the schema only (SampleConfig checks it)."""
+    out = {}
+    if spec.low is not None:
+        out["exclusiveMinimum" if spec.above else "minimum"] = spec.low
+    if spec.high is not None:
+        out["maximum"] = spec.high
+    return out
+
+
+def sample_request() -> type[BaseModel]:
+    """The body of POST /api/sample, derived from SampleConfig: its names, defaults, help and ranges."""
+    hints = typing.get_type_hints(SampleConfig)
+    fields = {"model": (str | None, Field(None, description="a name from /api/models (default: the first)"))}
+    for name, opt in SAMPLE_OPTIONS.items():
+        if name not in NOT_SERVED:
+            note = f" ({SERVED_NOTES[name]})" if name in SERVED_NOTES else ""
+            fields[name] = (hints[name], Field(opt.default, description=opt.spec.help + note,
+                                               json_schema_extra=bounds(opt.spec) or None))
+    return create_model("SampleRequest", __config__=ConfigDict(strict=True, extra="forbid"), **fields)
+
+
+SampleRequest = sample_request()
 
 
 class ScoreRequest(BaseModel):
@@ -160,7 +170,7 @@ def card(name: str, run: Run) -> dict:
             "split": {s: v.get("items") for s, v in data.get("split", {}).items()},
         },
         "steps": summary.get("step"),
-        "nll": {s: summary[s]["nll"] for s in ("train", "val", "test") if s in summary},
+        "nll": {s: summary[s]["nll"] for s in SPLIT_NAMES if s in summary},
         "curve": curve(run.dir.read_metrics()),
     }
 
@@ -369,21 +379,17 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
         name, run = pick(req.model)
         if req.n > limits.max_n:
             raise ApiError(422, f"n must be at most {limits.max_n} per request (got {req.n})")
-        options = req.model_dump(exclude={"model"})  # SampleConfig's and Run.sample's names (exclude, a file, is not offered)
-        SampleConfig(**options)  # OptionError: a 422
-        if req.label is not None:
-            run.vocab.label_token(req.label)  # an unknown label, or a label for an unlabelled model
         if req.novel and name in novel_error:
             raise ApiError(422, novel_error[name])
-        run.vocab.encode(req.prefix)  # unknown characters: the CLI's message, before any work
-        options["seed"] = seed = random.randrange(2**63) if req.seed is None else req.seed  # as Run.sample would; returned, to repeat
-        filtered = req.novel or req.suffix or req.contains or req.unique  # items are drawn until enough pass
+        # the CLI's path: the options checked by SampleConfig and against the model, the seed drawn
+        # when none is given (and returned, to repeat), the same constraints, chunks and budget
+        sampling = run.sampling(**req.model_dump(exclude={"model"}))
         check_pairs(name, run, req.n, req.label)
 
         def work():
             warning = None
             try:
-                items = run.sample(**options)
+                items = sampling.items()
             except NotEnough as e:
                 items, warning = e.found, str(e)
             # given the label asked for; without one, under any label (what /api/score gives)
@@ -391,8 +397,8 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
             return items, nll, warning
 
         start = time.perf_counter()
-        items, nll, warning = await infer(work, draws=max(256, 2 * req.n) if filtered else req.n)
-        body = {"model": name, "seed": seed, "items": [{"text": t, "nll": v, "nll_per_char": v / (len(t) + 1), "chars": len(t) + 1}
+        items, nll, warning = await infer(work, draws=sampling.first_draw)
+        body = {"model": name, "seed": sampling.config.seed, "items": [{"text": t, "nll": v, "nll_per_char": v / (len(t) + 1), "chars": len(t) + 1}
                                          for t, v in zip(items, nll)],
                 "seconds": round(time.perf_counter() - start, 4)}
         if warning:
@@ -406,10 +412,9 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
             raise ApiError(422, f"texts must hold 1 to {limits.max_texts} items (got {len(req.texts)})")
         if not 1 <= req.top <= limits.max_top:
             raise ApiError(422, f"top must be between 1 and {limits.max_top} (got {req.top})")
-        too_long = [t.strip() for t in req.texts if len(t.strip()) > run.model_config.max_len]
-        if too_long:
-            raise ApiError(422, f"an item has {len(too_long[0])} characters; this model takes items of at most "
-                                f"{run.model_config.max_len} (the longest in its training data); leave longer items out")
+        longer = [t.strip() for t in req.texts if len(t.strip()) > run.model_config.max_len]
+        if longer:
+            raise ApiError(422, str(too_long(len(longer[0]), run.model_config.max_len)))
 
         if req.label is not None:
             run.vocab.label_token(req.label)
