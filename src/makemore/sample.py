@@ -33,7 +33,7 @@ def generate(
     model: CharModel,
     vocab: Vocabulary,
     n: int,
-    max_len: int,
+    longest: int,
     generator: torch.Generator,
     temperature: float = 1.0,
     top_k: int | None = None,
@@ -42,12 +42,12 @@ def generate(
     min_len: int = 1,
     start: torch.Tensor | None = None,
 ) -> list[str]:
-    """`n` items at once, none empty; each is cut at `max_len` characters if the model never ends it,
+    """`n` items at once, none empty; each is cut at `longest` characters if the model never ends it,
     and not ended before `min_len` characters where the model allows anything else. `start` is each
     item's first token: its label's for a labelled model (default: the boundary)."""
     prefix_ids = vocab.encode(prefix)
-    if len(prefix_ids) >= max_len:
-        raise MakemoreError(f"--prefix has {len(prefix_ids)} characters; this model makes items of at most {max_len}")
+    if len(prefix_ids) >= longest:
+        raise MakemoreError(f"--prefix has {len(prefix_ids)} characters; this model makes items of at most {longest}")
     was_training = model.training
     model.eval()
     try:
@@ -57,9 +57,9 @@ def generate(
         logits, state = model.step(token, state)
         for i in prefix_ids:
             logits, state = model.step(token.fill_(i), state)
-        columns = []  # each step's tokens: memory for the characters drawn, not for max_len of them
+        columns = []  # each step's tokens: memory for the characters drawn, not for `longest` of them
         done = torch.zeros(n, dtype=torch.bool, device=device)
-        for t in range(max_len - len(prefix_ids)):
+        for t in range(longest - len(prefix_ids)):
             deadline.check()
             if len(prefix_ids) + t < max(1, min_len):
                 # the data has no empty item, so an item never ends before its first character, nor

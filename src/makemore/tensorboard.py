@@ -8,8 +8,7 @@ from pathlib import Path
 import torch
 
 from .errors import MakemoreError
-
-DIR = "tensorboard"
+from .store import TENSORBOARD
 
 
 def require() -> None:
@@ -25,7 +24,7 @@ class Board:
         from torch.utils.tensorboard import SummaryWriter
 
         # a resumed run hides what the stopped one logged after its checkpoint at `step` (kept: that evaluation)
-        self.writer = SummaryWriter(str(run_path / DIR), purge_step=step + 1 if step else None)
+        self.writer = SummaryWriter(str(run_path / TENSORBOARD), purge_step=step + 1 if step else None)
 
     def steps(self, first: int, losses: torch.Tensor) -> None:
         """The training loss of each step from `first` on."""

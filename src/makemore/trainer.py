@@ -21,12 +21,12 @@ from . import __version__, tensorboard
 from .store import LOCK, STATE, SUMMARY, RunDir, run_dataset
 from .config import (MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, check_flag, check_path, check_text,
                      resume_changes, split_options)
-from .data import BUILTIN, SPLIT_NAMES, Dataset
+from .data import BUILTIN, DEFAULT_DATA, SPLIT_NAMES, Dataset
 from .device import DEVICES, pick_device
 from .distributed import Ranks, ranks_of
 from .errors import MakemoreError, RunError, WriteFailed
 from .models import DEFAULT_MODEL, REGISTRY, build, get_spec, model_options, why_not
-from .training.loop import TrainResult, fit
+from .training.loop import TrainResult, train_into
 from .training.update import learning_rate, make_optimizer  # noqa: F401 - lrfind's and the benchmarks' way in
 
 
@@ -98,10 +98,10 @@ def run_config(name: str, config: ModelConfig, tc: TrainConfig, data: Dataset, s
     }
 
 
-def data_source(spec: str | None, data: Dataset) -> str:
+def data_source(given: str | None, data: Dataset) -> str:
     """How config.json names the data: a built-in name, or an absolute path."""
-    spec = spec or "names"
-    return spec if spec in BUILTIN else str(data.path.resolve())
+    given = given or DEFAULT_DATA
+    return given if given in BUILTIN else str(data.path.resolve())
 
 
 def train(
@@ -163,7 +163,7 @@ def train(
 
         try:
             ranks.on_main(create)
-            return fit(run, net, dataset, tc, ranks, quiet, log, on_event)
+            return train_into(run, net, dataset, tc, ranks, quiet, log, on_event)
         except BaseException as e:
             if not ours:
                 raise
@@ -225,7 +225,7 @@ def resume(run_path: str | Path, device: str = "auto", quiet: bool = False, log=
         try:
             if ranks.main:
                 run.write_config(saved)
-            return fit(run, net, dataset, tc, ranks, quiet, log, on_event, resume=True)
+            return train_into(run, net, dataset, tc, ranks, quiet, log, on_event, resume=True)
         except WriteFailed as e:
             raise said_of_the_run(e, run) from None
 

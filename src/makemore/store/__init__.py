@@ -15,10 +15,10 @@ from .files import CONFIG, RESTORE, atomic_file, atomic_write, damaged, read_jso
 from .records import read_records
 from .run import (DIAGNOSTICS, LOCK, METRICS, MODEL, STATE, SUMMARY, TEMPORARY, TENSORBOARD, TRAINING_OUTPUTS, RunDir)
 from .schema import check_config, run_dataset, run_vocabulary
-from .tensors import (check_weights, header_data_bytes, header_metadata, load_state, load_tensors, loaded_bytes, save_tensors,
+from .tensors import (check_shapes, header_data_bytes, header_metadata, load_state, load_tensors, loaded_bytes, save_tensors,
                       saved_bytes, tensor_bytes, tensor_shapes)
 
 __all__ = ["CONFIG", "DIAGNOSTICS", "LOCK", "METRICS", "MODEL", "RESTORE", "STATE", "SUMMARY", "TEMPORARY", "TENSORBOARD",
-           "TRAINING_OUTPUTS", "RunDir", "atomic_file", "atomic_write", "check_config", "check_weights", "damaged",
+           "TRAINING_OUTPUTS", "RunDir", "atomic_file", "atomic_write", "check_config", "check_shapes", "damaged",
            "header_data_bytes", "header_metadata", "load_state", "load_tensors", "loaded_bytes", "read_json", "read_records",
            "run_dataset", "run_vocabulary", "save_tensors", "saved_bytes", "tensor_bytes", "tensor_shapes", "write_json"]

@@ -35,7 +35,7 @@ from ..errors import MakemoreError, RunError, WriteFailed
 from .files import CONFIG, damaged, json_type, read_json, write_json
 from .records import append_records, read_records, rewrite_records
 from .schema import check_config
-from .tensors import check_weights, header_shapes, load_state, load_tensors, save_tensors, tensor_shapes
+from .tensors import check_shapes, header_shapes, load_state, load_tensors, save_tensors, tensor_shapes
 
 MODEL = "model.safetensors"
 
@@ -220,13 +220,13 @@ class RunDir:
         """The weights file holds the tensors of `model` (which may live on the meta device),
         read from the file's header alone: check this before building a model for real, and a
         config.json that describes a huge model cannot make memory explode."""
-        check_weights(model, tensor_shapes(self.file(name)), self.file(name))
+        check_shapes(model, tensor_shapes(self.file(name)), self.file(name))
 
     def load_weights(self, model: torch.nn.Module, name: str = MODEL) -> None:
         """Load the weights file into `model`, its header checked against the model before the
         tensors are read: the file is read only when it is as large as the model implies."""
         path = self.file(name)
-        tensors, _ = load_tensors(path, lambda header: check_weights(model, header_shapes(header, path), path))
+        tensors, _ = load_tensors(path, lambda header: check_shapes(model, header_shapes(header, path), path))
         load_state(model, tensors, path)
 
     def append_metrics(self, record: dict) -> None:

@@ -136,7 +136,7 @@ SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.f
                       "BOOL": torch.bool}
 
 
-def check_weights(model: torch.nn.Module, found: dict[str, tuple[tuple[int, ...], torch.dtype]], source: Path) -> None:
+def check_shapes(model: torch.nn.Module, found: dict[str, tuple[tuple[int, ...], torch.dtype]], source: Path) -> None:
     """The tensors of a weights file (`found`: name -> (shape, dtype)) are exactly those of
     `model` (the one config.json describes, possibly on the meta device): its state_dict's names,
     shapes and dtypes. A model may say what a tensor of another shape most likely means
@@ -165,7 +165,7 @@ def check_weights(model: torch.nn.Module, found: dict[str, tuple[tuple[int, ...]
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
     """Load tensors into a model after checking that they are exactly its tensors: same names,
     shapes and dtypes (a vocabulary of another size shows as the embedding's or the output's shape)."""
-    check_weights(model, {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}, source)
+    check_shapes(model, {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}, source)
     model.load_state_dict(tensors)
 
 

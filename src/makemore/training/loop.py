@@ -43,8 +43,8 @@ class TrainResult:
     interrupted: bool = False
 
 
-def fit(run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, ranks: Ranks, quiet: bool, log,
-        on_event=None, resume: bool = False) -> TrainResult:
+def train_into(run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, ranks: Ranks, quiet: bool, log,
+               on_event=None, resume: bool = False) -> TrainResult:
     """Train `model` into `run` (from its checkpoint when `resume`), reporting to the progress
     bar, the log, the run directory and `on_event`; this process's threads are as they were after."""
     training = Training(run, model, data, tc, ranks)
@@ -59,7 +59,7 @@ def fit(run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, ranks: Ra
     try:
         # several ranks stop on a signal together, at a step they agree on (stop_here), not each where it is
         with signals.deferred() if ranks.distributed else nullcontext():
-            result = training.train(resume)
+            result = training.perform(resume)
     finally:
         training.events.close()
         torch.set_num_threads(before)  # the caller's process is as it was
@@ -92,7 +92,7 @@ class Training:
         """The model that is evaluated and saved: the weight average when there is one."""
         return self.average.model if self.average else self.model
 
-    def train(self, resume: bool) -> TrainResult:
+    def perform(self, resume: bool) -> TrainResult:
         interrupted = False
         if resume:
             state.load(self.run.file(STATE), self)
