@@ -1,6 +1,6 @@
 """makemore: give it a file with one item per line, and it learns to make more things like them."""
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402  (a leaf: trainer and serve import it from there)
 
 from .signals import quiet_while_importing  # noqa: E402
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, tensorboard
+from . import tensorboard
+from .version import __version__
 from .store import LOCK, STATE, SUMMARY, RunDir, run_dataset
 from .config import (MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, check_flag, check_path, check_text,
                      resume_changes, split_options)
