@@ -130,6 +130,30 @@ def test_generate_shows_the_items_with_their_nll(page, run):
     expect(page.locator("#sample-status")).to_contain_text("seed 5")
 
 
+def test_a_seed_from_the_page_makes_the_same_list_through_the_cli(page, run, run_cli):
+    """Any list can be made again: the seed the page shows (drawn by the server when none is given)
+    gives the CLI the same items, and a seed past 2^53, which a JavaScript number would round, is
+    sent and shown digit for digit."""
+    page.fill("#n", "6")
+    page.fill("#seed", "")
+    page.click("#generate-btn")
+    expect(page.locator("#results li")).to_have_count(6)
+    seed = re.search(r"seed (\d+)", page.locator("#sample-status").inner_text()).group(1)
+    status, out, _ = run_cli("sample", run.path, "-n", 6, "--seed", seed, "--novel", "--unique")
+    assert status == 0 and out.splitlines() == page.locator("#results li .item").all_inner_texts()
+    big = 2827865494970326896  # as a double: 2827865494970327040
+    generate(page, 6, seed=big)
+    expect(page.locator("#sample-status")).to_contain_text(f"seed {big},")
+    assert page.locator("#results li .item").all_inner_texts() == run.sample(6, seed=big, novel=True, unique=True)
+    assert run.sample(6, seed=big, novel=True, unique=True) != run.sample(6, seed=2827865494970327040, novel=True, unique=True)
+    page.fill("#seed", "0042")
+    page.click("#generate-btn")
+    expect(page.locator("#sample-status")).to_contain_text("seed 42,")
+    page.fill("#seed", "4.5")
+    page.click("#generate-btn")
+    expect(page.locator("#sample-status")).to_have_text("seed must be a whole number of 0 or more")
+
+
 def test_constraints_shape_the_items(page, run):
     page.fill("#suffix", "a")
     page.fill("#min_len", "4")

@@ -369,9 +369,12 @@ def spelled_out(fn, cls) -> inspect.Signature:
     return sig.replace(parameters=[*kept, *extra])
 
 
+SEED_DRAWN_BELOW = 2**53  # JSON numbers are doubles in JavaScript: every drawn seed is exact on the page
+
+
 def draw_seed() -> int:
     """A seed for a run of sampling that was given none (the one place one is drawn)."""
-    return random.randrange(2**63)
+    return random.randrange(SEED_DRAWN_BELOW)
 
 
 MODEL_OPTIONS = options_of(ModelConfig)
