@@ -2,6 +2,7 @@
 Ctrl-C, a callback that raises, a counted model's run, and torchrun's rank 0 alone hearing them."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -32,8 +33,8 @@ def records(run) -> list[dict]:
 def test_a_short_run_reports_started_steps_evaluations_checkpoints_and_finished(small_data, tmp_path):
     heard = []
     result = train(small_data, tmp_path / "run", heard.append, max_steps=20)
-    every_ten = ["step"] * 10 + ["evaluated", "checkpointed"]
-    assert [e.kind for e in heard] == ["started", *every_ten, *every_ten, "finished"]
+    every_ten = ["step"] * 10 + ["evaluating", "evaluating", "evaluated", "checkpointed"]
+    assert [e.kind for e in heard] == ["started", *every_ten, *every_ten, *["evaluating"] * 3, "finished"]
     steps = [e for e in heard if e.kind == "step"]
     assert [e.step for e in steps] == list(range(1, 21))
     assert [e.loss for e in steps] == pytest.approx(load_file(result.run_dir / STATE)[STEP_LOSS].tolist(), abs=0)
@@ -55,7 +56,7 @@ def test_stop_ends_the_run_after_that_step_and_resume_continues_as_a_straight_ru
     heard = []
     stopped = train(small_data, tmp_path / "stopped", lambda e: heard.append(e) or stop_at_25(e), max_steps=40)
     assert stopped.steps == 25 and stopped.interrupted
-    assert heard[-1].kind == "finished" and heard[-1].interrupted and heard[-2].kind == "step"
+    assert heard[-1].kind == "finished" and heard[-1].interrupted and [e.kind for e in heard[-5:-1]] == ["step", *["evaluating"] * 3]
     summary = json.loads((stopped.run_dir / SUMMARY).read_text())
     assert summary["interrupted"] and summary["step"] == 25
     # as after Ctrl-C: the kept model is the best evaluated one; the checkpoint (step 20) is there to resume
@@ -100,9 +101,9 @@ def test_resume_reports_where_it_starts(small_data, tmp_path):
 def test_a_counted_model_reports_one_evaluation_and_no_steps(small_data, tmp_path):
     heard = []
     result = makemore.train(data=str(small_data), model="bigram", out=tmp_path / "run", on_event=heard.append, **QUIET)
-    assert [e.kind for e in heard] == ["started", "evaluated", "finished"]
-    assert heard[1].record() == records(result.run_dir)[0] and heard[1].step == 0
-    assert heard[2].final["test"].nll == result.final["test"].nll
+    assert [e.kind for e in heard] == ["started", "evaluating", "evaluating", "evaluated", *["evaluating"] * 3, "finished"]
+    assert heard[3].record() == records(result.run_dir)[0] and heard[3].step == 0
+    assert heard[-1].final["test"].nll == result.final["test"].nll
 
 
 def test_on_event_must_be_a_function(small_data, tmp_path):
@@ -139,3 +140,42 @@ def test_under_torchrun_rank_0_alone_hears_the_events_and_its_stop_stops_every_r
     assert zero["heard"][0] == "started" and zero["heard"][-1] == "finished" and zero["heard"].count("step") == 7
     assert one["heard"] == []
     assert zero["steps"] == one["steps"] == 7 and zero["interrupted"] and one["interrupted"]
+
+
+def bar_after(events) -> "ProgressBar":
+    from makemore.training.report import ProgressBar
+
+    bar = ProgressBar()
+    for event in events:
+        bar(event)
+    return bar
+
+
+def test_the_bar_follows_the_limit_that_binds():
+    """--max-steps alone: steps. With --time-budget: seconds of it, or the share of steps done
+    when max_steps comes first (a 90-s run once ended its bar at 2400/16000)."""
+    from makemore.training import events as ev
+
+    loss = torch.tensor(2.0)
+    steps = bar_after([ev.Started(0, 200, False, math.inf), ev.Step(1, 0.1, loss, 0.0, 0.5)])
+    assert (steps.bar.total, steps.bar.n, steps.bar.unit) == (200, 1, "step")
+    timed = bar_after([ev.Started(0, 16000, False, math.inf, time_budget=90.0), ev.Step(2400, 0.1, loss, 0.0, 45.0)])
+    assert (timed.bar.total, timed.bar.n, timed.bar.unit) == (90.0, 45.0, "s")  # time binds: half the budget spent
+    fast = bar_after([ev.Started(0, 1000, False, math.inf, time_budget=90.0), ev.Step(750, 0.1, loss, 0.0, 30.0)])
+    assert fast.bar.n == 67.5  # steps bind: three quarters of them done in a third of the budget
+    resumed = bar_after([ev.Started(100, 1000, True, 2.0, time_budget=90.0, elapsed=40.0), ev.Step(101, 0.1, loss, 0.0, 40.1)])
+    assert resumed.bar.n == pytest.approx(40.1)
+    for bar in (steps, timed, fast, resumed):
+        bar.close()
+
+
+def test_evaluations_say_so_on_the_bar_and_in_the_events(small_data, tmp_path, capfd):
+    heard = []
+    makemore.train(data=str(small_data), out=tmp_path / "run", on_event=heard.append, log=lambda m: None, quiet=False,
+                   **{**MLP, "max_steps": 10})
+    evaluating = [(e.split, e.final) for e in heard if e.kind == "evaluating"]
+    assert evaluating == [("train", False), ("val", False), ("train", True), ("val", True), ("test", True)]
+    assert heard[11].kind == "evaluating" and heard[13].kind == "evaluated"  # before the evaluation it announces
+    shown = capfd.readouterr().err.replace("\r", "\n")
+    assert "evaluating: val split…" in shown and "final evaluation: test split…" in shown
+    assert shown.rstrip().splitlines()[-1].startswith("100%") and "best_val=" in shown.rstrip().splitlines()[-1]

@@ -264,7 +264,10 @@ DTYPES = ("float32", "bf16", "fp16")
 class TrainConfig(Config):
     max_steps: int = option(10_000, "optimisation steps (default: the model's)", needs=("steps",), low=0, high=MAX_STEPS,
                             resumable=True)
-    time_budget: float | None = option(None, "stop after this many seconds of training", low=0.0, above=True, resumable=True)
+    time_budget: float | None = option(None, "stop training after this many seconds, counted from the first step and "
+                                             "the evaluations during training included (not the start-up before, nor the "
+                                             "final evaluation of the kept model after); the progress bar then counts "
+                                             "these seconds", low=0.0, above=True, resumable=True)
     batch_size: int = option(32, "items per batch (characters for mlp)", needs=("steps",), low=1, high=2**20)
     optimizer: str = option("adamw", "optimiser", needs=("steps",), choices=OPTIMIZERS)
     lr: float = option(1e-3, "learning rate", needs=("steps",), low=0.0, above=True)

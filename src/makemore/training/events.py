@@ -37,6 +37,8 @@ class Started(Event):
     max_steps: int
     resumed: bool
     best_val: float  # of the run so far: inf for a new one
+    time_budget: float | None = None  # seconds (--time-budget), whichever of it and max_steps comes first ends the run
+    elapsed: float = 0.0  # seconds the run has trained so far (a resumed run's earlier ones)
     kind: ClassVar[str] = "started"
 
 
@@ -47,12 +49,23 @@ class Step(Event):
     lr: float
     loss_tensor: torch.Tensor = field(repr=False)
     chars_per_sec: float  # the last measured rate (the loop measures it every 50 steps)
+    elapsed: float = 0.0  # seconds of the run when the step began, the evaluations during it included
     kind: ClassVar[str] = "step"
 
     @property
     def loss(self) -> float:
         """This step's training loss: this process's share of the batch under torchrun."""
         return self.loss_tensor.item()
+
+
+@dataclass
+class Evaluating(Event):
+    """An evaluation of the kept model on one split is starting: during training on train and val
+    (every eval_every steps), and at the end, `final`, on every split. On a large list it takes a
+    while, and the progress bar says so."""
+    split: str
+    final: bool
+    kind: ClassVar[str] = "evaluating"
 
 
 @dataclass

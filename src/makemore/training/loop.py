@@ -100,7 +100,8 @@ class Training:
                 self.recorder.rewind(self.progress.step)
             if self.diagnostics:
                 self.diagnostics.truncate(self.progress.step)
-        self.events.emit(ev.Started(self.progress.step, self.tc.max_steps, resume, self.progress.best_val))
+        p = self.progress
+        self.events.emit(ev.Started(p.step, self.tc.max_steps, resume, p.best_val, self.tc.time_budget, p.elapsed))
         if self.model.closed_form:
             self.fit_closed_form()
             return self.finish(interrupted)
@@ -147,7 +148,7 @@ class Training:
             if p.step % THROUGHPUT_EVERY == 0 or p.step == tc.max_steps:
                 now = time.perf_counter()
                 p.chars_per_sec, chars, window_start = int(chars) / max(now - window_start, 1e-9), 0, now
-            self.events.emit(ev.Step(p.step, p.lr, loss, p.chars_per_sec))
+            self.events.emit(ev.Step(p.step, p.lr, loss, p.chars_per_sec, p.elapsed))
             if p.step % tc.eval_every == 0:
                 p.elapsed = time.perf_counter() - start
                 self.checkpoint()
@@ -244,8 +245,10 @@ class Training:
 
     def evaluate(self) -> ev.Evaluated:
         """The kept model's exact train and val NLL, with the figures metrics.jsonl records."""
-        p = self.progress
-        nll = {split: evaluate(self.kept, packed, split).nll for split, packed in self.eval_sets.items()}
+        p, nll = self.progress, {}
+        for split, packed in self.eval_sets.items():
+            self.events.emit(ev.Evaluating(p.step, split, final=False))
+            nll[split] = evaluate(self.kept, packed, split).nll
         return ev.Evaluated(p.step, nll["train"], nll["val"], p.lr, round(p.chars_per_sec, 1), round(p.elapsed, 3),
                             round(p.elapsed - p.eval_seconds, 3), torch.empty(0))
 

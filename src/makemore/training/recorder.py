@@ -10,7 +10,7 @@ from ..store import MODEL, STATE, SUMMARY, RunDir, write_json
 from ..data import SPLIT_NAMES
 from ..evaluate import EvalResult, evaluate
 from . import state
-from .events import Diverged, Evaluated, Event, Finished, Started
+from .events import Diverged, Evaluated, Evaluating, Event, Finished, Started
 
 
 class Recorder:
@@ -58,7 +58,10 @@ class Recorder:
             self.run.save_model(t.kept)
         self.run.load_weights(t.model)
         labels = t.data.split_labels or {}
-        final = {s: evaluate(t.model, t.data.packed(s).to(t.device), s, labels.get(s)) for s in SPLIT_NAMES}
+        final = {}
+        for s in SPLIT_NAMES:
+            t.events.emit(Evaluating(t.progress.step, s, final=True))
+            final[s] = evaluate(t.model, t.data.packed(s).to(t.device), s, labels.get(s))
         write_json(self.run.file(SUMMARY), {"step": t.progress.step, "seconds": round(t.progress.elapsed, 2),
                                             "interrupted": interrupted, "diverged": diverged,
                                             "threads": torch.get_num_threads(), "processes": t.ranks.world,

@@ -8,36 +8,71 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .events import Diverged, Evaluated, Event, Finished, Started, Step
+from .events import Diverged, Evaluated, Evaluating, Event, Finished, Started, Step
 
 BAR_EVERY = 50  # steps between the progress bar's loss readings (each a device sync)
 
 
 class ProgressBar:
-    """tqdm, with a smoothed training loss, the best val NLL and the characters per second."""
+    """tqdm over whichever limit ends the run: steps toward --max-steps, or, with --time-budget,
+    seconds toward the budget (moved on by steps too, when max_steps would come first), with a
+    smoothed training loss, the best val NLL and the characters per second; while the kept model
+    is being evaluated, it says so, and which split."""
 
     def __init__(self):
-        self.bar, self.smooth_loss, self.best_val, self.start, self.total = None, None, math.inf, 0, 0
+        self.bar, self.smooth_loss, self.best_val = None, None, math.inf
+        self.started: Started | None = None
+        self.figures: dict[str, str] = {}
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Started):
-            self.start, self.total, self.best_val = event.step, event.max_steps, event.best_val
+            self.started, self.best_val = event, event.best_val
         elif isinstance(event, Step):
             self.stepped(event)
+        elif isinstance(event, Evaluating):
+            self.evaluating(event)
         elif isinstance(event, Evaluated):
             self.best_val = min(self.best_val, event.val_loss)
+            self.show()
         elif isinstance(event, (Diverged, Finished)):
+            self.show()  # the run's figures, not the last split evaluated, stay on the screen
             self.close()
+
+    def open(self) -> None:
+        s = self.started
+        if s.time_budget is None:
+            self.bar = tqdm(total=s.max_steps, initial=s.step, unit="step", dynamic_ncols=True)
+        else:  # seconds, shown whole: the budget's own unit
+            self.bar = tqdm(total=s.time_budget, initial=self.done(s.step, s.elapsed), unit="s", dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+
+    def done(self, step: int, elapsed: float) -> float:
+        """How far the run is, in the bar's unit: steps, or seconds of the budget (where max_steps
+        would end it sooner, the share of steps done counts instead)."""
+        s = self.started
+        if s.time_budget is None:
+            return step
+        return min(s.time_budget, max(elapsed, s.time_budget * step / max(1, s.max_steps)))
 
     def stepped(self, event: Step) -> None:
         if self.bar is None:  # a counted model takes no steps, and shows no bar
-            self.bar = tqdm(total=self.total, initial=self.start, unit="step", dynamic_ncols=True)
-        self.bar.update(1)
-        if event.step % BAR_EVERY == 0 or event.step == self.total:
+            self.open()
+        self.bar.update(self.done(event.step, event.elapsed) - self.bar.n)
+        if event.step % BAR_EVERY == 0 or event.step == self.started.max_steps:
             value = event.loss
             self.smooth_loss = value if self.smooth_loss is None else 0.9 * self.smooth_loss + 0.1 * value
-            self.bar.set_postfix(loss=f"{self.smooth_loss:.4f}", best_val=f"{self.best_val:.4f}",
-                                 chars_s=f"{event.chars_per_sec:,.0f}", refresh=False)
+            self.figures = {"step": f"{event.step:,}", "loss": f"{self.smooth_loss:.4f}", "best_val": f"{self.best_val:.4f}",
+                            "chars_s": f"{event.chars_per_sec:,.0f}"}
+            self.show(refresh=False)
+
+    def evaluating(self, event: Evaluating) -> None:
+        if self.bar is not None:
+            what = "final evaluation" if event.final else "evaluating"
+            self.bar.set_postfix_str(f"{what}: {event.split} split…", refresh=True)
+
+    def show(self, refresh: bool = True) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(self.figures | ({"best_val": f"{self.best_val:.4f}"} if self.figures else {}), refresh=refresh)
 
     def close(self) -> None:
         if self.bar is not None:
