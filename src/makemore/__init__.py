@@ -1,6 +1,6 @@
 """makemore: give it a file with one item per line, and it learns to make more things like them."""
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402, F401 - a leaf module: what records the version need not import this
 
 from .signals import quiet_while_importing  # noqa: E402
 

@@ -43,7 +43,7 @@ except ImportError as e:
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .api import PRETRAINED, Run, load, load_pretrained
 from .config import SampleConfig
 from .constraints import NotEnough

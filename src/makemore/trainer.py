@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, tensorboard
+from . import tensorboard
 from .store import LOCK, STATE, SUMMARY, RunDir, run_dataset
 from .config import (MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, check_flag, check_path, check_text,
                      resume_changes, split_options)
@@ -28,6 +28,7 @@ from .errors import MakemoreError, RunError, WriteFailed
 from .models import DEFAULT_MODEL, REGISTRY, build, get_spec, model_options, why_not
 from .training.loop import TrainResult, fit
 from .training.update import learning_rate, make_optimizer  # noqa: F401 - lrfind's and the benchmarks' way in
+from .version import __version__
 
 
 def resolve_configs(model: str | None, data: Dataset, options: dict) -> tuple[str, ModelConfig, TrainConfig]:
