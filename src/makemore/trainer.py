@@ -19,10 +19,10 @@ import torch
 
 from . import tensorboard
 from .store import LOCK, STATE, SUMMARY, RunDir, run_dataset
-from .config import (MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, check_flag, check_path, check_text,
-                     resume_changes, split_options)
+from .config import (DEVICES, MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, check_flag, check_path,
+                     check_text, resume_changes, split_options)
 from .data import BUILTIN, SPLIT_NAMES, Dataset
-from .device import DEVICES, pick_device
+from .device import pick_device
 from .distributed import Ranks, ranks_of
 from .errors import MakemoreError, RunError, WriteFailed
 from .models import DEFAULT_MODEL, REGISTRY, build, get_spec, model_options, why_not
