@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import DEVICES, MODEL_OPTIONS, TRAIN_OPTIONS, flag
+from ..models import REGISTRY, applies_to  # the registry, without the models' classes and PyTorch
 
 UNSET = "an option not given takes the model's default (see `makemore models --json`)"
 
@@ -27,16 +28,12 @@ def applies_shown(name: str) -> str:
     """' (mlp, wavenet)': the models or runs an option applies to, where it does not apply to all."""
     if name not in (*TRAIN_OPTIONS, *MODEL_OPTIONS):
         return ""
-    from ..models import applies_to
-
     where = applies_to(name)
     return "" if where == "every model" else f" ({where})"
 
 
 def default_shown(name: str, default) -> str:
     """' (default X)' when every model has the same default; else the model's own applies (`makemore models`)."""
-    from ..models import REGISTRY
-
     if default is None or isinstance(default, bool) or name not in (*TRAIN_OPTIONS, *MODEL_OPTIONS):
         return f" (default {default})" if isinstance(default, (int, float)) and not isinstance(default, bool) else ""
     same = all(getattr(spec.train if name in TRAIN_OPTIONS else spec.config, name) == default for spec in REGISTRY.values())
