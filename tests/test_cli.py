@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,40 @@ def test_models_lists_every_model(run_cli):
 
     status, out, _ = run_cli("models", "--json")
     assert status == 0 and [r["name"] for r in json.loads(out)] == list(REGISTRY)
+
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh `python -c code` has imported when it ends (this checkout's makemore)."""
+    done = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.splitlines()[-1].split())
+
+
+def test_importing_the_command_line_does_not_import_torch():
+    assert "torch" not in modules_after("import makemore.cli")
+    assert "torch" not in modules_after("import makemore")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["sample", "--help"], ["lr-find", "--help"],
+                                  ["train", "--bogus"], ["sample", "--top-k", "x"], ["nope"]])
+def test_help_and_argument_errors_answer_without_torch(argv):
+    # as `python -m makemore ARGV` runs (through __main__), stopped by argparse's exit
+    modules = modules_after(f"import runpy, sys\nsys.argv = ['makemore', *{argv!r}]\ntry:\n"
+                            "    runpy.run_module('makemore', run_name='__main__')\nexcept SystemExit:\n    pass")
+    assert "makemore.cli" in modules and "torch" not in modules and "matplotlib" not in modules
+
+
+def test_the_api_still_comes_from_the_package():
+    import makemore
+    from makemore import Run, load, train
+
+    assert makemore.train is train and makemore.load is load and makemore.Run is Run
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        makemore.nope
 
 
 

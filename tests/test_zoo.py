@@ -68,6 +68,13 @@ def stepwise(model, idx):
 
 
 @pytest.mark.parametrize("name", REGISTRY)
+def test_the_registry_says_which_models_count_as_their_classes_do(name):
+    # --help and the option checks read the registry's word, without importing the classes
+    spec = REGISTRY[name]
+    assert spec.closed_form == spec.cls.closed_form == hasattr(spec.cls, "fit") and issubclass(spec.cls, CharModel)
+
+
+@pytest.mark.parametrize("name", REGISTRY)
 def test_causal(name):
     model = trained(name)
     g = torch.Generator().manual_seed(0)

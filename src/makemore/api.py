@@ -9,10 +9,10 @@ from typing import Iterator
 import torch
 
 from .checkpoint import CONFIG, RunDir, damaged, run_dataset, run_vocabulary
-from .config import MAX_PARAMS, SampleConfig, check_path, check_text, check_texts, spelled_out
+from .config import DEVICES, MAX_PARAMS, SampleConfig, check_path, check_text, check_texts, spelled_out
 from .constraints import Constraints, NotEnough, Sampling, as_text_path, chunk_size
 from .data import SPLIT_NAMES
-from .device import DEVICES, pick_device
+from .device import pick_device
 from .errors import MakemoreError
 from .evaluate import EvalResult, evaluate
 from .models import REGISTRY, CharModel, ModelConfig, build

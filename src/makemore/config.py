@@ -2,8 +2,10 @@
 
 An option is a field of `ModelConfig` or `TrainConfig` declared with `option(...)`: its type
 (the annotation), default, help and allowed values live here and nowhere else. From them come
-the command line's flags (cli.py), the Python API's keyword checks, the validation messages,
-what config.json records and what `--resume` may change.
+the command line's flags (commands/), the Python API's keyword checks, the validation messages,
+what config.json records and what `--resume` may change. The choices of the other arguments
+(--device, --format, --kind) are here too. This module imports nothing heavy: the command line
+builds its parser from it without PyTorch.
 """
 
 from __future__ import annotations
@@ -384,6 +386,12 @@ MODEL_OPTIONS = options_of(ModelConfig)
 TRAIN_OPTIONS = options_of(TrainConfig)
 SAMPLE_OPTIONS = options_of(SampleConfig)
 RESUMABLE = tuple(name for name, opt in TRAIN_OPTIONS.items() if opt.spec.resumable)
+SWEEP_OPTIONS = ("batch_size", "optimizer", "weight_decay", "seed", "split_seed", "max_item_length")  # what lr-find reads
+
+# The choices of the other arguments, read both by the command line's flags and by the Python API's checks
+DEVICES = ("auto", "cpu", "cuda", "mps")  # where tensors live (device.pick_device)
+FORMATS = ("txt", "json", "csv")  # how `sample` writes its items (output.py)
+PLOT_KINDS = ("loss", "bigram", "embedding", "activations", "gradients", "updates")  # what `plot` draws (plot.py)
 
 
 def split_options(options: dict) -> tuple[dict, dict]:

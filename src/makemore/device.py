@@ -8,9 +8,8 @@ from typing import Callable
 
 import torch
 
+from .config import DEVICES
 from .errors import MakemoreError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def mps_available() -> bool:

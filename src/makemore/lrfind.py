@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .config import MODEL_OPTIONS, unknown_option
+from .config import MODEL_OPTIONS, SWEEP_OPTIONS, unknown_option
 from .device import pick_device
 from .errors import MakemoreError
 from .models import build, get_spec
@@ -25,7 +25,6 @@ from .trainer import load_data, make_optimizer, resolve_configs
 
 BACK_OFF = 3  # suggest the rate of the lowest smoothed loss divided by this
 DIVERGED = 4.0  # stop once the smoothed loss is this many times its best: the rest of the sweep says nothing
-SWEEP_OPTIONS = ("batch_size", "optimizer", "weight_decay", "seed", "split_seed", "max_item_length")  # the training options a sweep reads
 
 
 @dataclass
@@ -56,7 +55,7 @@ def lr_find(data: str | None = None, model: str | None = None, steps: int = 1000
             raise unknown_option(key, [*SWEEP_OPTIONS, *MODEL_OPTIONS])
     dataset = load_data(data, options)
     name, config, tc = resolve_configs(model, dataset, options)
-    if get_spec(name).cls.closed_form:
+    if get_spec(name).closed_form:
         raise MakemoreError(f"{name} is fitted by counting: it has no learning rate to search")
     dev = pick_device(device)
     torch.manual_seed(tc.seed)

@@ -10,12 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from .config import FORMATS
 from .store import atomic_file
 from .errors import MakemoreError, WriteFailed
 from .explain import Position
 from .sample import Score
-
-FORMATS = ("txt", "json", "csv")
 
 
 def format_of(out: str | None, fmt: str | None) -> str:

@@ -26,10 +26,10 @@ from .training import state as training_state
 from .store import CONFIG, DIAGNOSTICS, STATE, RunDir, atomic_write, run_dataset, tensor_bytes
 from .diagnostics import BINS, SATURATED
 from .data import BOUNDARY_SHOWN
+from .config import PLOT_KINDS
 from .models import REGISTRY
 from .errors import MakemoreError, RunError, WriteFailed
 
-KINDS = ("loss", "bigram", "embedding", "activations", "gradients", "updates")
 DPI = 100
 SMOOTH_POINTS = 200  # the smoothed step loss has about this many points, as in the lectures' view(-1, 1000)
 SMOOTH_MIN = 20  # ...but each averages at least this many steps, so short runs are smoothed too
@@ -97,8 +97,8 @@ def colours(n: int) -> list:
 
 def plot(run_path: str | Path, kind: str, out: str | Path | None = None, step: int | None = None) -> Picture:
     """Draw `kind` for the run at `run_path` into `out` (default RUN/KIND.png)."""
-    if kind not in KINDS:
-        raise MakemoreError(f"unknown plot kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    if kind not in PLOT_KINDS:
+        raise MakemoreError(f"unknown plot kind {kind!r}; choose one of: {', '.join(PLOT_KINDS)}")
     if step is not None and kind not in ("activations", "gradients"):
         raise MakemoreError(f"--step picks the diagnostics of --kind activations or gradients; --kind {kind} does not read it")
     require_matplotlib()

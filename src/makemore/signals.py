@@ -7,8 +7,9 @@ summary. The exit status says which signal it was, as a shell reports a process 
 130 (128 + SIGINT) or 143 (128 + SIGTERM).
 
 PyTorch takes seconds to import, and a Ctrl-C then would print a traceback through its import
-machinery. So when makemore runs as a command, the package's __init__ calls `quiet_while_importing`
-before it imports anything heavy, and `cli.main` replaces those handlers with the ones above.
+machinery. A command imports it only once it runs, inside `cli.main`, whose handlers above turn a
+signal into one line there as anywhere. Before that, while the package and the command line
+import, the package's __init__ has called `quiet_while_importing`: a signal then is one line too.
 """
 
 from __future__ import annotations

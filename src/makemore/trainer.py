@@ -18,17 +18,17 @@ from pathlib import Path
 import torch
 
 from . import tensorboard
-from .version import __version__
 from .store import LOCK, STATE, SUMMARY, RunDir, run_dataset
-from .config import (MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, check_flag, check_path, check_text,
-                     resume_changes, split_options)
+from .config import (DEVICES, MAX_PARAMS, TRAIN_OPTIONS, ModelConfig, OptionError, TrainConfig, check_flag, check_path,
+                     check_text, resume_changes, split_options)
 from .data import BUILTIN, DEFAULT_DATA, SPLIT_NAMES, Dataset
-from .device import DEVICES, pick_device
+from .device import pick_device
 from .distributed import Ranks, ranks_of
 from .errors import MakemoreError, RunError, WriteFailed
 from .models import DEFAULT_MODEL, REGISTRY, build, get_spec, model_options, why_not
 from .training.loop import TrainResult, train_into
 from .training.update import learning_rate, make_optimizer  # noqa: F401 - lrfind's and the benchmarks' way in
+from .version import __version__
 
 
 def resolve_configs(model: str | None, data: Dataset, options: dict) -> tuple[str, ModelConfig, TrainConfig]:

@@ -21,8 +21,13 @@ from ..data import IGNORE, Batch, ItemBatches, Packed
 class CharModel(nn.Module):
     """Base class: subclasses define `forward`; `start`/`step` default to re-running the prefix."""
 
-    # models fitted in closed form (no gradient steps) define fit(packed_train)
+    # models fitted in closed form (no gradient steps) define fit(packed_train); the registry
+    # declares which they are (ModelSpec.closed_form), for what reads it without PyTorch
     closed_form = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.closed_form = callable(getattr(cls, "fit", None))
 
     def __init__(self, config: ModelConfig):
         super().__init__()

@@ -12,8 +12,6 @@ from .base import CharModel, ModelConfig
 class Bigram(CharModel):
     """A table of bigram counts with add-k smoothing, fitted by counting: P(b|a) = (N[a,b]+k) / sum_b'(N[a,b']+k)."""
 
-    closed_form = True
-
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         V = config.vocab_size

@@ -1,0 +1,28 @@
+"""`makemore models`: the registry's models, their sizes with their defaults, and what applies to each."""
+
+from __future__ import annotations
+
+import json
+
+
+def add_parser(commands):
+    p = commands.add_parser("models", help="list the models")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def run(args) -> int:
+    from ..models import REGISTRY, default_params, model_options, why_not
+
+    # "train": the training options that apply to the model run with its defaults (models.why_not)
+    rows = [{"name": name, "description": spec.description, "reference": spec.reference, "params": default_params(name),
+             "options": {k: getattr(spec.config, k) for k in model_options(name)},
+             "train": {k: v for k, v in spec.train.to_dict().items() if not why_not(k, name, spec.config, spec.train)}}
+            for name, spec in REGISTRY.items()]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            print(f"{r['name']:{width}s}  {r['params']:>9,d} params  {r['description']} [{r['reference']}]")
+    return 0
