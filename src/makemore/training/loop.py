@@ -22,11 +22,11 @@ from ..device import cpu_threads
 from ..diagnostics import DEFAULT_INTERVAL, Diagnostics
 from ..distributed import Ranks
 from ..errors import Diverged
-from ..evaluate import EvalResult, evaluate
+from ..evaluate import EvalResult
 from ..models import CharModel
 from . import events as ev
 from . import state
-from .recorder import Recorder
+from .recorder import Recorder, evaluate_splits
 from .report import LogLines, ProgressBar
 from .update import WeightAverage, autocast, loss_function, make_optimizer, set_learning_rate
 
@@ -245,10 +245,8 @@ class Training:
 
     def evaluate(self) -> ev.Evaluated:
         """The kept model's exact train and val NLL, with the figures metrics.jsonl records."""
-        p, nll = self.progress, {}
-        for split, packed in self.eval_sets.items():
-            self.events.emit(ev.Evaluating(p.step, split, final=False))
-            nll[split] = evaluate(self.kept, packed, split).nll
+        p = self.progress
+        nll = {s: r.nll for s, r in evaluate_splits(self.kept, self.eval_sets, self.events, p.step, final=False).items()}
         return ev.Evaluated(p.step, nll["train"], nll["val"], p.lr, round(p.chars_per_sec, 1), round(p.elapsed, 3),
                             round(p.elapsed - p.eval_seconds, 3), torch.empty(0))
 

@@ -13,6 +13,15 @@ from . import state
 from .events import Diverged, Evaluated, Evaluating, Event, Finished, Started
 
 
+def evaluate_splits(model, sets: dict, events, step: int, final: bool, labels: dict | None = None) -> dict[str, EvalResult]:
+    """`model` on each split of `sets`, each announced first (an Evaluating event)."""
+    results = {}
+    for split, packed in sets.items():
+        events.emit(Evaluating(step, split, final))
+        results[split] = evaluate(model, packed, split, (labels or {}).get(split))
+    return results
+
+
 class Recorder:
     """Writes what `training` (a loop.Training) reports into its run directory."""
 
@@ -58,10 +67,8 @@ class Recorder:
             self.run.save_model(t.kept)
         self.run.load_weights(t.model)
         labels = t.data.split_labels or {}
-        final = {}
-        for s in SPLIT_NAMES:
-            t.events.emit(Evaluating(t.progress.step, s, final=True))
-            final[s] = evaluate(t.model, t.data.packed(s).to(t.device), s, labels.get(s))
+        sets = {s: t.data.packed(s).to(t.device) for s in SPLIT_NAMES}
+        final = evaluate_splits(t.model, sets, t.events, t.progress.step, final=True, labels=labels)
         write_json(self.run.file(SUMMARY), {"step": t.progress.step, "seconds": round(t.progress.elapsed, 2),
                                             "interrupted": interrupted, "diverged": diverged,
                                             "threads": torch.get_num_threads(), "processes": t.ranks.world,
