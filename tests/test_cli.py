@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import makemore
 from makemore.cli import main
 
 TINY = ["--max-steps", "30", "--eval-interval", "15", "--batch-size", "16", "--quiet", "--samples", "3"]
@@ -219,7 +220,9 @@ def test_unknown_characters_in_prefix_and_score(trained, run_cli):
     status, out, err = run_cli("sample", trained, "--prefix", "m#")
     assert_user_error(status, out, err)
     assert "'#'" in err
-    assert_user_error(*run_cli("score", trained, "emma", "Ωmega"))
+    status, out, err = run_cli("score", trained, "emma", "Ωmega")  # the others are scored, the exit status says not all
+    assert_user_error(status, out, err, expect=1)
+    assert out.startswith("emma\tnll ") and out.count("\n") == 1 and "cannot score 'Ωmega'" in err and "'Ω'" in err
 
 
 @pytest.mark.parametrize("args", [["-n", "0"], ["--temperature", "0"], ["--top-k", "0"], ["--top-p", "1.5"]])
@@ -261,7 +264,7 @@ def test_items_longer_than_a_transformer_context_are_a_clear_error(small_data, t
                                "--max-steps", "2", "--quiet", "--samples", "0")
     assert status == 0, err
     longest = max(len(line) for line in small_data.read_text().split())
-    assert_user_error(*run_cli("score", tmp_path / "t", "a" * (longest + 1)))
+    assert_user_error(*run_cli("score", tmp_path / "t", "a" * (longest + 1)), expect=1)
     other = tmp_path / "long.txt"
     other.write_text("\n".join(["a" * (longest + 5)] * 12))
     status, out, err = run_cli("eval", tmp_path / "t", "--data", other)
@@ -269,3 +272,70 @@ def test_items_longer_than_a_transformer_context_are_a_clear_error(small_data, t
     assert "at most" in err
     status, out, _ = run_cli("score", tmp_path / "t", "a" * longest, "--json")
     assert status == 0 and json.loads(out)[0]["chars"] == longest + 1
+
+
+# ---- score, classify and eval over many items: arguments, a file, standard input, the bundled model ----
+
+@pytest.fixture
+def stdin_of(monkeypatch, tmp_path):
+    """Standard input holding `text`, as a pipe would give it."""
+    def give(text: str):
+        path = tmp_path / "stdin.txt"
+        path.write_bytes(text.encode("utf-8"))
+        monkeypatch.setattr(sys, "stdin", open(path, encoding="utf-8"))
+    return give
+
+
+def test_score_reads_items_from_a_file_and_standard_input_in_order(trained, tmp_path, run_cli, stdin_of):
+    listed = tmp_path / "items.txt"
+    listed.write_text("olivia\n\n  ava \n", encoding="utf-8")
+    stdin_of("liam\nnoah\n")
+    status, out, err = run_cli("score", trained, "emma", "-", "--items", listed)
+    assert status == 0, err
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["emma", "liam", "noah", "olivia", "ava"]
+    one_call = run_cli("score", trained, "emma", "liam", "noah", "olivia", "ava")[1]
+    assert out == one_call  # the same figures, chunked or not
+
+
+def test_score_names_each_item_it_cannot_score_and_scores_the_rest(trained, run_cli):
+    status, out, err = run_cli("score", trained, "emma", "Emma", "liam", "--json")
+    entries = json.loads(out)
+    assert status == 1 and [e["text"] for e in entries] == ["emma", "Emma", "liam"]
+    assert "nll" in entries[0] and "nll" in entries[2] and "it can score 'emma', in lower case" in entries[1]["error"]
+    assert err.count("\n") == 1 and "cannot score 'Emma'" in err and "it knows 26 characters" in err
+
+
+def test_without_a_run_score_classify_and_eval_use_the_bundled_model(run_cli, stdin_of):
+    bundled = makemore.load_pretrained(device="cpu")
+    status, out, err = run_cli("score", "emma")
+    assert status == 0 and out.startswith(f"emma\tnll {bundled.score(['emma'])[0].nll:.4f}") and "bundled model" in err
+    stdin_of("kendall\ntaylor\n")
+    status, out, err = run_cli("classify", "-", "--json")
+    expected = bundled.classify(["kendall", "taylor"])
+    assert status == 0 and [e["text"] for e in json.loads(out)] == ["kendall", "taylor"]
+    assert all(e["posterior"] == pytest.approx(p, abs=1e-9) for e, p in zip(json.loads(out), expected))
+    status, out, _ = run_cli("eval", "--split", "test", "--json")
+    assert status == 0 and json.loads(out)["nll"] == pytest.approx(bundled.evaluate("test").nll, abs=1e-12)
+
+
+def test_eval_over_given_items(trained, tmp_path, run_cli):
+    listed = tmp_path / "items.txt"
+    listed.write_text("emma\nolivia\nava\n", encoding="utf-8")
+    status, out, _ = run_cli("eval", trained, "--items", listed, "--json")
+    scores = makemore.load(trained).score(["emma", "olivia", "ava"])
+    got = json.loads(out)
+    assert status == 0 and (got["items"], got["chars"]) == (3, sum(s.chars for s in scores))
+    assert got["nll"] == pytest.approx(sum(s.nll for s in scores) / got["chars"], rel=1e-9)
+    assert_user_error(*run_cli("eval", trained, "--items", listed, "--data", listed))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["score"], "give items to work on"),
+    (["score", "-", "--items", "-"], "standard input ('-') can be read once"),
+    (["score", "no/such/run", "emma"], "not found"),
+    (["classify", "emma", "--items", "/nonexistent.txt"], "cannot read /nonexistent.txt"),
+])
+def test_item_commands_refuse_what_they_cannot_do_in_one_line(run_cli, args, words):
+    status, out, err = run_cli(*args)
+    assert_user_error(status, out, err)
+    assert words in err

@@ -11,7 +11,7 @@ import torch
 from .checkpoint import CONFIG, RunDir, damaged, run_dataset, run_vocabulary
 from .config import DEVICES, MAX_PARAMS, SampleConfig, check_path, check_text, check_texts, spelled_out
 from .constraints import Constraints, NotEnough, Sampling, as_text_path, chunk_size
-from .data import SPLIT_NAMES
+from .data import SPLIT_NAMES, pack
 from .device import pick_device
 from .errors import MakemoreError
 from .evaluate import EvalResult, evaluate
@@ -139,6 +139,21 @@ class Run:
         dataset = run_dataset(self.config, data)
         labels = dataset.split_labels[split] if dataset.split_labels else None
         return evaluate(self.model, dataset.packed(split, self.model.max_tokens()).to(self.model.device), split, labels)
+
+
+    def evaluate_items(self, texts: list[str], labels: list[str] | None = None) -> EvalResult:
+        """Mean NLL per predicted character over `texts` (each given its label, for a labelled run)."""
+        texts = check_texts("texts", texts)
+        if labels is not None:
+            labels = check_texts("labels", labels)
+        if not texts:
+            raise MakemoreError("no items to evaluate; give at least one")
+        if bool(labels) != bool(self.labels) or (labels and len(labels) != len(texts)):
+            raise MakemoreError(f"this run is labelled ({', '.join(self.labels[:5])}{', ...' if len(self.labels) > 5 else ''}); "
+                                "give each item with its label, as item<TAB>label lines" if self.labels else
+                                "this run was trained without labels; give the items without them (no TABs)")
+        packed = pack(self.vocab, stripped(texts), self.model.max_tokens(), labels)
+        return evaluate(self.model, packed.to(self.model.device), "items", labels)
 
 
 def skeleton(config: dict, path: Path) -> CharModel:

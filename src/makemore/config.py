@@ -21,6 +21,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from .errors import MakemoreError
 
+SPLIT_NAMES = ("train", "val", "test")  # the 80/10/10 parts of the data, in that order
 DEFAULT_SPLIT_SEED = 42  # the seeds' random.seed(42) before shuffling the words
 DEFAULT_ITEM_LENGTH = 1000  # default --max-item-length: every item of a split is padded to the longest one
 DEFAULT_INTERVAL = 100  # steps between diagnostics records: keeps their cost small (benchmarks/diagnostics_overhead.py)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-from .config import DEFAULT_ITEM_LENGTH, DEFAULT_SPLIT_SEED, MAX_CHARS, MAX_LABEL_LENGTH, MAX_LABELS
+from .config import DEFAULT_ITEM_LENGTH, DEFAULT_SPLIT_SEED, MAX_CHARS, MAX_LABEL_LENGTH, MAX_LABELS, SPLIT_NAMES  # noqa: F401
 from .errors import DataError, too_long
 
 BOUNDARY = 0
@@ -31,7 +31,6 @@ IGNORE = -1
 BUILTIN = {"names": "names.txt", "names-sex": "names-sex.txt"}
 DEFAULT_DATA = "names"  # what --data is when not given
 LABEL_SEPARATOR = "\t"  # a labelled line is "item<TAB>label"
-SPLIT_NAMES = ("train", "val", "test")
 MIN_ITEMS = 10  # the smallest dataset whose 80/10/10 split leaves every part non-empty
 SHOWN_LINES = 5  # line numbers an error or a note names, at most
 BOM = "\ufeff"

@@ -7,6 +7,7 @@ from contextlib import nullcontext
 
 from ..config import FORMATS, SAMPLE_OPTIONS
 from ..errors import MakemoreError
+from .items import RUN_HELP, load_run
 from .options import add_device, add_options, options_given
 
 CONSTRAINTS_HELP = ("--prefix, --min-len and --max-len shape each item as it is drawn (the length rules change the "
@@ -18,7 +19,7 @@ CONSTRAINTS_HELP = ("--prefix, --min-len and --max-len shape each item as it is 
 
 def add_parser(commands):
     p = commands.add_parser("sample", help="generate new items from a run (or the bundled model)", epilog=CONSTRAINTS_HELP)
-    p.add_argument("run", nargs="?", help="run directory (default: the bundled model, an lstm trained on names-sex)")
+    p.add_argument("run", nargs="?", help=RUN_HELP)
     add_options(p, SAMPLE_OPTIONS)
     add_device(p)
     # output (issue #11): where the items go and in what form
@@ -40,7 +41,7 @@ def run(args) -> int:
     fmt = "json" if args.json else format_of(args.out, args.format)
     if args.out is not None:
         check_out(args.out, args.force)  # before sampling, not after
-    loaded = load_run(args)
+    loaded = load_run(args.run, args.device, "sampling")
     status, shortfall = 0, None
     chunks = loaded.stream(**options_given(args, SAMPLE_OPTIONS))  # checks every option before anything is written
     # each chunk is written as it is drawn, so millions of items are never all in memory; to --out
@@ -58,15 +59,3 @@ def run(args) -> int:
     if args.out is not None:
         print(f"makemore: wrote {writer.count} items to {args.out} ({fmt})", file=sys.stderr)
     return status
-
-
-def load_run(args):
-    """The run given, or else the bundled model, saying so on stderr."""
-    from ..api import PRETRAINED, load, load_pretrained
-
-    if args.run is not None:
-        return load(args.run, device=args.device)
-    pretrained = load_pretrained(device=args.device)
-    print(f"makemore: no run given, so sampling from the bundled model ({pretrained.config['model']} trained on "
-          f"{pretrained.config['data']['source']}, in {PRETRAINED}); pass a run directory to use your own", file=sys.stderr)
-    return pretrained
