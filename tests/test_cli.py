@@ -96,8 +96,13 @@ def test_score_json(trained, run_cli):
 def test_models_lists_every_model(run_cli):
     from makemore.models import REGISTRY
 
+    from makemore.models import DEFAULT_MODEL
+
     status, out, _ = run_cli("models", "--json")
     assert status == 0 and [r["name"] for r in json.loads(out)] == list(REGISTRY)
+    assert [r["name"] for r in json.loads(out) if r["default"]] == [DEFAULT_MODEL]
+    status, out, _ = run_cli("models")
+    assert status == 0 and f"\n{DEFAULT_MODEL} * " in out and "On a short list" in out.splitlines()[-1]
 
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -301,7 +306,7 @@ def test_score_names_each_item_it_cannot_score_and_scores_the_rest(trained, run_
     status, out, err = run_cli("score", trained, "emma", "Emma", "liam", "--json")
     entries = json.loads(out)
     assert status == 1 and [e["text"] for e in entries] == ["emma", "Emma", "liam"]
-    assert "nll" in entries[0] and "nll" in entries[2] and "it can score 'emma', in lower case" in entries[1]["error"]
+    assert "nll" in entries[0] and "nll" in entries[2] and "it knows 'emma', in lower case" in entries[1]["error"]
     assert err.count("\n") == 1 and "cannot score 'Emma'" in err and "it knows 26 characters" in err
 
 

@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -370,3 +371,41 @@ def test_sample_takes_sampleconfig_s_options_by_name(tmp_path):
 def test_max_draws_bounds_the_cli_as_it_bounds_the_api(run_cli):
     status, out, err = run_cli("sample", "-n", 3, "--seed", 0, "--contains", "zzz", "--max-draws", 40)
     assert status == 1 and out == "" and "found only 0 of 3 items (containing 'zzz') in 40 draws" in err
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory):
+    """A counted bigram on Latin and Cyrillic names mixed: it makes items of both, and of both at once."""
+    root = tmp_path_factory.mktemp("mixed")
+    latin = makemore.data.resolve_data("names").read_text(encoding="utf-8").split()[:400]
+    cyrillic = ["анна", "мария", "елена", "ольга", "татьяна", "наталья", "ирина", "светлана", "марина", "юлия"] * 20
+    (root / "mixed.txt").write_text("\n".join(latin + cyrillic) + "\n", encoding="utf-8")
+    makemore.train(data=str(root / "mixed.txt"), model="bigram", out=root / "run", quiet=True, log=lambda m: None)
+    return makemore.load(root / "run", device="cpu")
+
+
+def test_script_and_alphabet_keep_items_to_one_alphabet(mixed_run):
+    import unicodedata
+
+    def scripts(item):
+        return {unicodedata.name(ch).split()[0] for ch in item if ch.isalpha()}
+
+    free = mixed_run.sample(300, seed=1)
+    assert any(len(scripts(i)) > 1 for i in free)  # the failure the option is for: Marаrett, a Cyrillic а inside
+    for script in ("latin", "cyrillic"):
+        kept = mixed_run.sample(300, seed=1, script=script)
+        assert len(kept) == 300 and all(scripts(i) <= {script.upper()} for i in kept)
+        assert kept == mixed_run.sample(300, seed=1, script=script.upper())  # the same seed, the same items
+    only = mixed_run.sample(100, seed=2, alphabet="aeimnr")
+    assert all(set(i) <= set("aeimnr") for i in only) and len(set(only)) > 10
+
+
+@pytest.mark.parametrize("options, says", [
+    ({"script": "greek"}, "script greek: this model has no letter of that script; its letters are of: cyrillic, latin"),
+    ({"alphabet": "xyz", "prefix": "a"}, "prefix has characters outside alphabet ('a')"),
+    ({"script": "latin", "contains": "а"}, "contains has characters outside script ('а')"),
+    ({"alphabet": "#%"}, "alphabet has none of the characters this model makes"),
+])
+def test_an_alphabet_no_item_can_keep_to_is_refused_at_once(mixed_run, options, says):
+    with pytest.raises(OptionError, match=re.escape(says)):
+        mixed_run.sample(3, seed=0, **options)

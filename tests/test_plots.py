@@ -246,6 +246,8 @@ def test_lr_find_command(data, tmp_path, run_cli):
                                "--out", tmp_path / "lr.png", "--quiet")
     assert status == 0, err
     assert out.startswith("suggested lr: ") and png_size(tmp_path / "lr.png") == (1100, 550)
+    suggested = out.split()[2]
+    assert f"to train with it: makemore train --data {data} --model mlp --lr {suggested}\n" in out
 
 
 # ---- TensorBoard ----------------------------------------------------------------------

@@ -111,6 +111,13 @@ def test_the_page_samples_as_the_api_does_under_every_constraint(client, runs):
     assert [it["text"] for it in body["items"]] == runs["bigram"].sample(**asked)
 
 
+def test_the_card_lists_the_scripts_of_the_model_s_letters(client):
+    cards = {c["name"]: c for c in client.get("/api/models").json()["models"]}
+    assert cards["mlp"]["scripts"] == ["latin"]
+    body = post(client, "/api/sample", {"model": "mlp", "n": 2, "script": "greek"})
+    assert body.status_code == 422 and body.json()["error"].startswith("script greek: this model has no letter of that script")
+
+
 def test_page_is_one_self_contained_file(client):
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")

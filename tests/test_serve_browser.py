@@ -154,6 +154,20 @@ def test_a_seed_from_the_page_makes_the_same_list_through_the_cli(page, run, run
     expect(page.locator("#sample-status")).to_have_text("seed must be a whole number of 0 or more")
 
 
+def test_a_model_of_several_scripts_offers_to_keep_items_to_one(page, runs):
+    """The astral model's letters are Latin and MATHEMATICAL (𝒜): the page offers its scripts, and
+    the items it gives are those the CLI's --script gives."""
+    expect(page.locator("#script-box")).to_be_hidden()  # the first model has Latin letters alone
+    page.select_option("#model", "astral")
+    expect(page.locator("#script-box")).to_be_visible()
+    assert page.locator("#script option").all_inner_texts() == ["any script", "latin", "mathematical"]
+    page.select_option("#script", "latin")
+    generate(page, 6, seed=4)
+    shown = page.locator("#results li .item").all_inner_texts()
+    assert shown == runs["astral"].sample(6, seed=4, novel=True, unique=True, script="latin")
+    assert not any("\U0001d49c" in item for item in shown)
+
+
 def test_constraints_shape_the_items(page, run):
     page.fill("#suffix", "a")
     page.fill("#min_len", "4")

@@ -96,9 +96,10 @@ class Run:
             self.vocab.label_token(config.label)  # an unknown label, or a label for an unlabelled run: one line now
         wanted = Constraints.of(config, self.vocab, self.model_config.max_len, self.training_items)
         g = torch.Generator(device=self.model.device).manual_seed(config.seed)
-        longest = wanted.longest(self.model_config.max_len)
+        longest, allowed = wanted.longest(self.model_config.max_len), wanted.allowed_tokens(self.vocab)
         draw = lambda k: generate(self.model, self.vocab, k, longest, g, config.temperature, config.top_k,  # noqa: E731
-                                  config.top_p, config.prefix, wanted.min_len, self.start_tokens(k, config.label, g))
+                                  config.top_p, config.prefix, wanted.min_len, self.start_tokens(k, config.label, g),
+                                  allowed)
         return Sampling(config, wanted, draw, chunk_size(longest, len(self.vocab)))
 
     def score(self, texts: list[str], label: str | None = None) -> list[Score]:

@@ -341,6 +341,11 @@ class SampleConfig(Config):
                                  "as --novel does)")
     label: str | None = option(None, "a labelled model: items of this label (default: each item's label drawn from the "
                                      "labels' frequencies in the training data)")
+    alphabet: str | None = option(None, "items only of these characters (shaped as drawn: the others are ruled out at "
+                                        "every step)", metavar="CHARS")
+    script: str | None = option(None, "items whose letters are all of this Unicode script (latin, cyrillic, greek, "
+                                      "arabic, ...; the first word of each letter's Unicode name); spaces, digits and "
+                                      "punctuation stay allowed", metavar="NAME")
     max_draws: int | None = option(None, "draw at most N items in all to find n that meet the filtering constraints "
                                          "(default max(1000, 50 n))", low=1, high=MAX_DRAWS)
 

@@ -3,7 +3,8 @@
 Two kinds of constraint, chosen by what is cheap to do exactly:
 
 - shaped while drawing: `prefix` is fed to the model; `max_len` ends an item at that many
-  characters; `min_len` rules the end boundary out before that many. Every item then meets them,
+  characters; `min_len` rules the end boundary out before that many; `alphabet` and `script` rule
+  the characters outside them out at every step. Every item then meets them,
   but the length rules change the odds: an item the model would have made longer is cut, and one
   it would have ended sooner runs on, so the items follow the model's distribution conditioned
   on the length only approximately.
@@ -22,6 +23,7 @@ A constraint no item can meet is refused at once, before any drawing (`Constrain
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -85,6 +87,8 @@ class Constraints:
     unique: bool = False
     novel: bool = False  # only for describing: its training items are already in `exclude`
     exclude_file: str | None = None  # likewise
+    alphabet: str | None = None  # the characters items may have (None: any)
+    script: str | None = None  # the Unicode script their letters must be of (None: any)
 
     @classmethod
     def of(cls, config: SampleConfig, vocab: Vocabulary, model_max_len: int,
@@ -93,7 +97,8 @@ class Constraints:
         them (`check`); the exclude file and, for `novel`, the training items are read after that."""
         wanted = cls(prefix=config.prefix, suffix=config.suffix, contains=config.contains, min_len=config.min_len or 1,
                      max_len=config.max_len, unique=config.unique or config.novel, novel=config.novel,
-                     exclude_file=config.exclude)
+                     exclude_file=config.exclude, alphabet=config.alphabet,
+                     script=None if config.script is None else config.script.strip().upper())
         wanted.check(vocab, model_max_len)
         exclude = read_exclude(config.exclude) if config.exclude is not None else frozenset()
         if config.novel:
@@ -110,11 +115,13 @@ class Constraints:
             unseen = vocab.unknown(getattr(self, name))
             if unseen:
                 shown = ", ".join(repr(ch) for ch in unseen)
-                raise OptionError(lambda show, name=name, shown=shown: f"{show(name)} has characters the model never saw "
-                                                                       f"in training ({shown}); no item can have them")
+                hint = vocab.known(getattr(self, name))
+                raise OptionError(lambda show, name=name, shown=shown, hint=hint: f"{show(name)} has characters the model "
+                                                                                  f"never saw in training ({shown}); {hint}")
         if self.min_len > model_max_len:
             raise OptionError(lambda show: f"{show('min_len')} is {self.min_len}, but this model makes items of at most "
                                            f"{model_max_len} characters ({LONGEST})")
+        self.check_characters(vocab)
         longest = self.longest(model_max_len)
 
         def limit(show) -> str:  # what sets `longest`, in words
@@ -130,6 +137,41 @@ class Constraints:
             if len(text) > longest:
                 raise OptionError(lambda show, name=name, text=text: f"{show(name)} has {len(text)} characters, more than "
                                                                      f"{limit(show)}; no item can hold it")
+
+    def may_have(self, ch: str) -> bool:
+        """Whether `alphabet` and `script` let an item have the character `ch`."""
+        if self.alphabet is not None and ch not in self.alphabet:
+            return False
+        return self.script is None or not unicodedata.category(ch).startswith("L") or script_of(ch) == self.script
+
+    def allowed_tokens(self, vocab: Vocabulary):
+        """A bool per token of `vocab`: the characters items may have (None when every one may)."""
+        if self.alphabet is None and self.script is None:
+            return None
+        import torch
+
+        allowed = torch.ones(len(vocab), dtype=torch.bool)
+        for i, ch in enumerate(vocab.alphabet, 1):
+            allowed[i] = self.may_have(ch)
+        return allowed
+
+    def check_characters(self, vocab: Vocabulary) -> None:
+        """Refuse an alphabet or script no item of this model could keep to, or that the given texts break."""
+        if self.script is not None and not any(unicodedata.category(ch).startswith("L") and script_of(ch) == self.script
+                                               for ch in vocab.alphabet):
+            scripts = sorted({script_of(ch) for ch in vocab.alphabet if unicodedata.category(ch).startswith("L")})
+            raise OptionError(lambda show: f"{show('script')} {self.script.lower()}: this model has no letter of that script; "
+                                           f"its letters are of: {', '.join(s.lower() for s in scripts) or 'none'}")
+        if self.alphabet is not None and not any(self.may_have(ch) for ch in vocab.alphabet):
+            raise OptionError(lambda show: f"{show('alphabet')} has none of the characters this model makes; no item can "
+                                           "keep to it")
+        for name in ("prefix", "suffix", "contains"):
+            outside = [ch for ch in dict.fromkeys(getattr(self, name)) if not self.may_have(ch)]
+            if outside:
+                shown = ", ".join(map(repr, outside))
+                raise OptionError(lambda show, name=name, shown=shown: f"{show(name)} has characters outside "
+                                                                       f"{show('alphabet') if self.alphabet is not None else show('script')} "
+                                                                       f"({shown}); no item can have both")
 
     @property
     def filters(self) -> bool:
@@ -155,6 +197,10 @@ class Constraints:
             parts.append(f"of {self.min_len} to {self.max_len} characters")
         elif self.min_len > 1 or self.max_len is not None:
             parts.append(f"of at least {self.min_len} characters" if self.min_len > 1 else f"of at most {self.max_len} characters")
+        if self.alphabet is not None:
+            parts.append(f"only of {self.alphabet!r}")
+        if self.script is not None:
+            parts.append(f"in {self.script.lower()} letters")
         if self.exclude_file is not None:
             parts.append(f"not in {self.exclude_file}")
         return f"{kind} ({', '.join(parts)})" if parts else kind
@@ -218,6 +264,11 @@ class Sampling:
 
     def stream(self) -> Iterator[list[str]]:
         return self.wanted.stream(self.draw, self.config.n, self.config.max_draws, self.chunk)
+
+
+def script_of(ch: str) -> str:
+    """A letter's script, as the first word of its Unicode name: LATIN, CYRILLIC, GREEK, CJK, ..."""
+    return unicodedata.name(ch, "?").split()[0]
 
 
 def as_text_path(value):

@@ -32,6 +32,7 @@ BUILTIN = {"names": "names.txt", "names-sex": "names-sex.txt"}
 DEFAULT_DATA = "names"  # what --data is when not given
 LABEL_SEPARATOR = "\t"  # a labelled line is "item<TAB>label"
 MIN_ITEMS = 10  # the smallest dataset whose 80/10/10 split leaves every part non-empty
+SHOWN_ALPHABET = 80  # characters of a vocabulary a message shows
 SHOWN_LINES = 5  # line numbers an error or a note names, at most
 BOM = "\ufeff"
 ZWJ = "\u200d"  # zero width joiner: glues emoji (and some scripts' letters) into one grapheme
@@ -243,8 +244,15 @@ class Vocabulary:
         missing = self.unknown(text)
         if missing:
             shown = ", ".join(repr(ch) for ch in missing)
-            raise DataError(f"{text!r} has characters the model never saw in training ({shown}); use only characters from its vocabulary")
+            raise DataError(f"{text!r} has characters the model never saw in training ({shown}); {self.known(text)}")
         return [self.stoi[ch] for ch in text]
+
+    def known(self, text: str) -> str:
+        """What the model does know, said to help with `text`: its lower case, if that is known, and the alphabet."""
+        alphabet = "".join(self.alphabet)
+        shown = alphabet if len(alphabet) <= SHOWN_ALPHABET else alphabet[:SHOWN_ALPHABET] + "…"
+        lower = f"it knows {text.lower()!r}, in lower case; " if text.lower() != text and not self.unknown(text.lower()) else ""
+        return f"{lower}it knows {len(alphabet):,} characters: {shown}"
 
     def decode(self, ids) -> str:
         """Characters for ids; the boundary and label tokens are dropped."""

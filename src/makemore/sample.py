@@ -41,10 +41,13 @@ def generate(
     prefix: str = "",
     min_len: int = 1,
     start: torch.Tensor | None = None,
+    allowed: torch.Tensor | None = None,
 ) -> list[str]:
     """`n` items at once, none empty; each is cut at `longest` characters if the model never ends it,
     and not ended before `min_len` characters where the model allows anything else. `start` is each
-    item's first token: its label's for a labelled model (default: the boundary)."""
+    item's first token: its label's for a labelled model (default: the boundary). `allowed` (a bool
+    per token) rules the other characters out at every step; where it leaves a row nothing the
+    model allows, the row ends there."""
     prefix_ids = vocab.encode(prefix)
     if len(prefix_ids) >= longest:
         raise MakemoreError(f"--prefix has {len(prefix_ids)} characters; this model makes items of at most {longest}")
@@ -59,8 +62,15 @@ def generate(
             logits, state = model.step(token.fill_(i), state)
         columns = []  # each step's tokens: memory for the characters drawn, not for `longest` of them
         done = torch.zeros(n, dtype=torch.bool, device=device)
+        if allowed is not None:
+            allowed = allowed.to(device)
+            allowed[BOUNDARY] = True
         for t in range(longest - len(prefix_ids)):
             deadline.check()
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed, float("-inf"))
+                stuck = ~torch.isfinite(logits).any(-1)
+                logits[stuck, BOUNDARY] = 0.0
             if len(prefix_ids) + t < max(1, min_len):
                 # the data has no empty item, so an item never ends before its first character, nor
                 # before min_len: the boundary is ruled out there (the other characters keep their

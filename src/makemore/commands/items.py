@@ -89,17 +89,6 @@ def chunks(items: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
         yield part
 
 
-SHOWN_ALPHABET = 80  # characters of a vocabulary a message shows
-
-
-def known(vocab, item: str) -> str:
-    """What the model does know, said so as to help: the item in lower case if that is known, and the alphabet."""
-    alphabet = "".join(vocab.alphabet)
-    shown = alphabet if len(alphabet) <= SHOWN_ALPHABET else alphabet[:SHOWN_ALPHABET] + "…"
-    lower = f"it can score {item.lower()!r}, in lower case; " if item.lower() != item and not vocab.unknown(item.lower()) else ""
-    return f"{lower}it knows {len(alphabet):,} characters: {shown}"
-
-
 def problem(run, text: str) -> str | None:
     """Why `run` cannot score `text` (an unknown character, too long, empty), or None."""
     item = text.strip()
@@ -107,7 +96,7 @@ def problem(run, text: str) -> str | None:
         return "an item needs at least one character"
     unknown = run.vocab.unknown(item)
     if unknown:
-        return f"has characters the model never saw in training ({', '.join(map(repr, unknown))}); {known(run.vocab, item)}"
+        return f"has characters the model never saw in training ({', '.join(map(repr, unknown))}); {run.vocab.known(item)}"
     if len(item) > run.model_config.max_len:
         return f"has {len(item)} characters, more than the {run.model_config.max_len} this model takes"
     return None

@@ -37,5 +37,7 @@ def run(args) -> int:
     picture = lr_curve(result, args.out)
     stopped = f"; stopped after {len(result.lrs)} steps, where the loss blew up" if result.diverged else ""
     print(f"suggested lr: {result.suggested:.3g} (a third of {result.best_lr:.3g}, where the smoothed loss is lowest{stopped})")
+    given = " ".join(f"--{k} {v}" for k, v in (("data", args.data), ("model", args.model)) if v is not None)
+    print(f"to train with it: makemore train {given + ' ' if given else ''}--lr {result.suggested:.3g}")
     print(f"plot: {picture.path}")
     return 0

@@ -12,17 +12,20 @@ def add_parser(commands):
 
 
 def run(args) -> int:
-    from ..models import REGISTRY, default_params, model_options, why_not
+    from ..models import DEFAULT_MODEL, REGISTRY, default_params, model_options, why_not
 
     # "train": the training options that apply to the model run with its defaults (models.why_not)
-    rows = [{"name": name, "description": spec.description, "reference": spec.reference, "params": default_params(name),
+    rows = [{"name": name, "default": name == DEFAULT_MODEL, "description": spec.description, "reference": spec.reference, "params": default_params(name),
              "options": {k: getattr(spec.config, k) for k in model_options(name)},
              "train": {k: v for k, v in spec.train.to_dict().items() if not why_not(k, name, spec.config, spec.train)}}
             for name, spec in REGISTRY.items()]
     if args.json:
         print(json.dumps(rows))
     else:
-        width = max(len(r["name"]) for r in rows)
+        width = max(len(r["name"]) for r in rows) + len(" *")
         for r in rows:
-            print(f"{r['name']:{width}s}  {r['params']:>9,d} params  {r['description']} [{r['reference']}]")
+            name = r["name"] + (" *" if r["default"] else "")
+            print(f"{name:{width}s}  {r['params']:>9,d} params  {r['description']} [{r['reference']}]")
+        print(f"* the default (--model {DEFAULT_MODEL}), tuned on 32,033 names. On a short list (a few thousand items) or "
+              "a budget of a minute or two, a smaller model often does better: try --model mlp, and compare val NLL")
     return 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from pathlib import Path
 
 from ..api import Run
+from ..constraints import script_of
 from ..data import BUILTIN, SPLIT_NAMES
 from ..errors import RunError
 
@@ -24,6 +26,11 @@ def curve(records: list[dict], points: int = 200) -> list[dict]:
     return rows
 
 
+def scripts(alphabet: list[str]) -> list[str]:
+    """The Unicode scripts of a model's letters (what --script takes), in lower case."""
+    return sorted({script_of(ch).lower() for ch in alphabet if unicodedata.category(ch).startswith("L")})
+
+
 def card(name: str, run: Run) -> dict:
     cfg = run.config
     data = cfg.get("data", {})
@@ -39,6 +46,7 @@ def card(name: str, run: Run) -> dict:
         "labels": run.labels,
         "label_counts": data.get("label_counts") or {},
         "max_len": run.model_config.max_len,
+        "scripts": scripts(run.vocab.alphabet),
         "data": {
             "source": source_name(data.get("source", "?")),
             "items": data.get("items"),
