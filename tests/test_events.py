@@ -179,3 +179,38 @@ def test_evaluations_say_so_on_the_bar_and_in_the_events(small_data, tmp_path, c
     shown = capfd.readouterr().err.replace("\r", "\n")
     assert "evaluating: val split…" in shown and "final evaluation: test split…" in shown
     assert shown.rstrip().splitlines()[-1].startswith("100%") and "best_val=" in shown.rstrip().splitlines()[-1]
+
+
+def test_under_a_time_budget_evaluations_follow_the_clock(small_data, tmp_path):
+    """With --time-budget and no --eval-interval, about every 5% of the budget (not every
+    max_steps/20 steps, which a short budget may never reach), so the best model is kept at any budget."""
+    result = train(small_data, tmp_path / "run", None, max_steps=10**6, time_budget=3.0, eval_interval=None)
+    steps = [r["step"] for r in records(result.run_dir)]
+    assert result.steps < 10**6 // 20 and len(steps) >= 8, steps  # step-based, none would have come
+    stepped = train(small_data, tmp_path / "stepped", None, max_steps=10**6, time_budget=1.0, eval_interval=50)
+    assert all(r["step"] % 50 == 0 for r in records(stepped.run_dir)[:-1])  # an interval given is kept
+
+
+def test_the_schedule_spreads_evaluations_and_bounds_their_share():
+    from makemore.config import TrainConfig
+    from makemore.training.schedule import EvalSchedule
+
+    class One:
+        distributed, main = False, True
+
+    timed = EvalSchedule(TrainConfig(max_steps=1000, time_budget=100.0))
+    assert not timed.due(1, 4.9, One) and timed.due(2, 5.0, One)
+    timed.evaluated(5.5, 0.5)  # a short evaluation: the next one a twentieth of the budget later
+    assert not timed.due(3, 10.4, One) and timed.due(4, 10.5, One)
+    timed.evaluated(12.0, 2.0)  # a long one: training gets four times its length first
+    assert not timed.due(5, 19.9, One) and timed.due(6, 20.0, One)
+    stepped = EvalSchedule(TrainConfig(max_steps=1000))
+    assert [s for s in range(1, 201) if stepped.due(s, 0.0, One)] == [50, 100, 150, 200]
+
+
+def test_a_run_whose_val_nll_stops_improving_says_so_once(small_data, tmp_path):
+    said = []
+    makemore.train(data=str(small_data), out=tmp_path / "run", quiet=True, log=said.append, model="mlp", batch_size=16,
+                   eval_interval=20, max_steps=800, lr=0.3, n_embd=24, n_hidden=400)
+    stalled = [line for line in said if line.startswith("val NLL has not improved")]
+    assert len(stalled) == 1 and "the model kept" in stalled[0], said

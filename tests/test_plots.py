@@ -315,3 +315,17 @@ def test_the_loss_of_a_counted_bigram_is_its_one_evaluation(bigram_run, tmp_path
     picture = plot(bigram_run, "loss", tmp_path / "loss.png")
     assert picture.data["step_loss"] == [] and picture.data["smoothed"] == [] and len(picture.data["val"]) == 1
     assert png_size(tmp_path / "loss.png") == picture.size
+
+
+def test_embedding_labels_do_not_hide_each_other(diag_run, tmp_path):
+    """Characters close in the embedding ("e" under "n" in the lectures' picture) are moved apart:
+    no two labels overlap as drawn, and each still belongs to its point."""
+    pic = plot(diag_run, "embedding", tmp_path / "e.png")
+    ax = pic.figure.axes[0]
+    renderer = pic.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert [t.get_text() for t in ax.texts] == pic.data["chars"]
+    overlapping = [(ax.texts[i].get_text(), ax.texts[j].get_text()) for i in range(len(boxes)) for j in range(i)
+                   if boxes[i].overlaps(boxes[j]) and boxes[i].intersection(boxes[i], boxes[j]).width > 1
+                   and boxes[i].intersection(boxes[i], boxes[j]).height > 1]
+    assert overlapping == []

@@ -283,7 +283,9 @@ class TrainConfig(Config):
                                needs=("steps", "dropout"), low=0, high=MAX_STEPS)
     ema: float = option(0.0, "keep a moving average of the weights with this decay (e.g. 0.999) and evaluate and save it; "
                              "0: off", needs=("steps",), low=0.0, high=0.999999999)
-    eval_interval: int | None = option(None, "steps between exact evaluations and checkpoints (default: about 20 per run)",
+    eval_interval: int | None = option(None, "steps between exact evaluations and checkpoints (default: about 20 per run: every "
+                                             "max_steps/20 steps, or with --time-budget every twentieth of it, spaced so that "
+                                             "evaluating takes at most a fifth of the time)",
                                        needs=("steps",), low=1, high=MAX_STEPS)
     seed: int = option(1337, "random seed for init, batches and dropout", needs=("steps",), low=0, high=MAX_SEED)
     split_seed: int = option(DEFAULT_SPLIT_SEED, "seed of the train/val/test shuffle", low=0, high=MAX_SEED)

@@ -48,8 +48,10 @@ class Picture:
 def require_matplotlib():
     try:
         from matplotlib.figure import Figure
-    except ImportError:
-        raise MakemoreError("plotting needs matplotlib: pip install 'makemore[plot]'") from None
+        import adjustText  # noqa: F401 - the embedding plot's labels
+    except ImportError as e:
+        raise MakemoreError(f"plotting needs matplotlib and adjustText ({e.name} is not installed): "
+                            "pip install 'makemore[plot]'") from None
     return Figure
 
 
@@ -242,6 +244,16 @@ def project(weights: torch.Tensor) -> tuple[torch.Tensor, list[float] | None]:
     return centred @ vh[:2].T, explained
 
 
+def spread_labels(fig, ax, texts) -> None:
+    """Move labels off each other and off the points (adjustText), each tied to its point by a line
+    where it had to move: characters close in the embedding ("e" under "n") stay readable."""
+    from adjustText import adjust_text
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)  # adjustText measures the labels as this canvas draws them
+    adjust_text(texts, ax=ax, expand=(1.3, 1.4), arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6})
+
+
 def embedding(run, path: Path) -> Picture:
     wte = getattr(run.model, "wte", None)
     if not isinstance(wte, torch.nn.Embedding):
@@ -251,9 +263,10 @@ def embedding(run, path: Path) -> Picture:
     shown = labels(run.vocab)
     fig = new_figure(8, 8)
     ax = fig.subplots()
-    ax.scatter(points[:, 0], points[:, 1], s=260, color="C0")
-    for (x, y), ch in zip(points.tolist(), shown):
-        ax.text(x, y, ch, ha="center", va="center", color="white", fontsize=10, fontweight="bold")
+    ax.scatter(points[:, 0], points[:, 1], s=18, color="C0", zorder=3)
+    texts = [ax.text(x, y, ch, ha="center", va="center", fontsize=12, fontweight="bold", color="0.1")
+             for (x, y), ch in zip(points.tolist(), shown)]
+    spread_labels(fig, ax, texts)
     d = wte.weight.shape[1]
     if explained:
         ax.set_xlabel(f"principal component 1 ({explained[0]:.0%} of variance)")

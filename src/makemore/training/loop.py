@@ -27,6 +27,7 @@ from ..models import CharModel
 from . import events as ev
 from . import state
 from .recorder import Recorder, evaluate_splits
+from .schedule import EvalSchedule
 from .report import LogLines, ProgressBar
 from .update import WeightAverage, autocast, loss_function, make_optimizer, set_learning_rate
 
@@ -125,6 +126,7 @@ class Training:
         model, tc, p = self.model, self.tc, self.progress
         model.train()
         start = time.perf_counter() - p.elapsed
+        self.schedule = EvalSchedule(tc, p.elapsed)
         chars, window_start = 0, time.perf_counter()
         while p.step < tc.max_steps:
             p.elapsed = time.perf_counter() - start
@@ -134,7 +136,7 @@ class Training:
             dropping = p.step >= tc.dropout_from  # --dropout-from: none before that step
             if model.dropping != dropping:
                 model.set_dropout(dropping)
-            batch, share, batch_chars = self.next_batch()
+            batch, share, batch_chars = next_batch(self.batches, self.ranks)
             with self.watch():
                 loss = self.update(batch, share).detach()
             if self.average:
@@ -149,9 +151,10 @@ class Training:
                 now = time.perf_counter()
                 p.chars_per_sec, chars, window_start = int(chars) / max(now - window_start, 1e-9), 0, now
             self.events.emit(ev.Step(p.step, p.lr, loss, p.chars_per_sec, p.elapsed))
-            if p.step % tc.eval_every == 0:
+            if self.schedule.due(p.step, time.perf_counter() - start, self.ranks):
                 p.elapsed = time.perf_counter() - start
                 self.checkpoint()
+                self.schedule.evaluated(time.perf_counter() - start, time.perf_counter() - start - p.elapsed)
                 chars, window_start = 0, time.perf_counter()  # throughput leaves evaluation time out
                 model.train()
         p.elapsed = time.perf_counter() - start
@@ -175,19 +178,6 @@ class Training:
         if stop:
             raise KeyboardInterrupt
         return out_of_time
-
-    def next_batch(self):
-        """This step's batch, this rank's share of its predicted characters and their number. One
-        process trains on the whole batch (share None). Several each draw the same batch from the
-        same generator and take their own rows of it."""
-        if not self.ranks.distributed:
-            batch = self.batches()
-            return batch, None, (batch.y != IGNORE).sum()
-        idx = self.batches.draw()
-        batch = self.batches.take(idx[self.ranks.share(len(idx))])
-        mine = (batch.y != IGNORE).sum()
-        chars = self.ranks.total(mine)
-        return batch, mine / chars, chars
 
     def update(self, batch, share: torch.Tensor | None) -> torch.Tensor:
         """One optimiser step on `batch`; returns its loss, the mean over its predicted characters.
@@ -268,3 +258,17 @@ class Training:
         final = self.ranks.on_main(lambda: self.recorder.summarise(interrupted, diverged))
         self.events.emit(ev.Finished(p.step, p.elapsed, final, interrupted, diverged))
         return TrainResult(self.run.path, p.step, p.elapsed, final, interrupted)
+
+
+def next_batch(batches, ranks: Ranks):
+    """This step's batch, this rank's share of its predicted characters and their number. One
+    process trains on the whole batch (share None). Several each draw the same batch from the
+    same generator and take their own rows of it."""
+    if not ranks.distributed:
+        batch = batches()
+        return batch, None, (batch.y != IGNORE).sum()
+    idx = batches.draw()
+    batch = batches.take(idx[ranks.share(len(idx))])
+    mine = (batch.y != IGNORE).sum()
+    chars = ranks.total(mine)
+    return batch, mine / chars, chars

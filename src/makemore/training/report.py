@@ -80,14 +80,33 @@ class ProgressBar:
             self.bar = None
 
 
+STALLED = 5  # evaluations without a better val NLL before the log says so
+
+
 class LogLines:
-    """The lines `log` gets: where a resumed run starts, and where an interrupted one stopped."""
+    """The lines `log` gets: where a resumed run starts, when val NLL has stopped improving (once),
+    and where an interrupted run stopped."""
 
     def __init__(self, log, run_path: Path):
         self.log, self.run_path = log, run_path
+        self.best, self.best_step, self.since, self.said = math.inf, 0, 0, False
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Started) and event.resumed:
-            self.log(f"resuming {self.run_path} at step {event.step}")
+        if isinstance(event, Started):
+            self.best, self.best_step = event.best_val, event.step
+            if event.resumed:
+                self.log(f"resuming {self.run_path} at step {event.step}")
+        elif isinstance(event, Evaluated):
+            self.evaluated(event)
         elif isinstance(event, Finished) and event.interrupted:
             self.log(f"interrupted at step {event.step}; the best model so far is kept in {self.run_path}")
+
+    def evaluated(self, event: Evaluated) -> None:
+        if event.val_loss < self.best:
+            self.best, self.best_step, self.since = event.val_loss, event.step, 0
+            return
+        self.since += 1
+        if self.since == STALLED and not self.said:
+            self.said = True
+            self.log(f"val NLL has not improved in {STALLED} evaluations, since step {self.best_step:,} ({self.best:.4f}), "
+                     "the model kept; more steps are unlikely to help: --dropout or a smaller model may")

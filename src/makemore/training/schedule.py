@@ -1,0 +1,31 @@
+"""When training evaluates and checkpoints: every `eval_every` steps, or, under a time budget with no
+--eval-interval, by the clock, so that keeping the best model by val NLL works at any budget (a
+45-s run of a model whose eval_every was max_steps/20 was once evaluated only at its end)."""
+
+from __future__ import annotations
+
+from ..config import TrainConfig
+
+SHARE = 0.05  # of the time budget between two evaluations: about 20 over the run
+MOST_EVALUATING = 0.2  # and at most this share of the time spent evaluating, however long one takes
+
+
+class EvalSchedule:
+    def __init__(self, tc: TrainConfig, elapsed: float = 0.0):
+        self.tc = tc
+        self.by_time = tc.time_budget is not None and tc.eval_interval is None
+        self.gap = tc.time_budget * SHARE if self.by_time else None
+        self.next_at = elapsed + self.gap if self.by_time else None
+
+    def due(self, step: int, elapsed: float, ranks) -> bool:
+        """Whether to evaluate after this step; by the clock, rank 0's answer is every rank's."""
+        if not self.by_time:
+            return step % self.tc.eval_every == 0
+        due = elapsed >= self.next_at
+        return ranks.any_of(due and ranks.main)[0] if ranks.distributed else due
+
+    def evaluated(self, elapsed: float, seconds: float) -> None:
+        """An evaluation ended at `elapsed`, taking `seconds`: the next one comes a gap later, a longer
+        one when evaluating would otherwise take more than MOST_EVALUATING of the time."""
+        if self.by_time:
+            self.next_at = elapsed + max(self.gap, seconds * (1 - MOST_EVALUATING) / MOST_EVALUATING)
