@@ -17,6 +17,7 @@ from typing import Callable, ClassVar
 
 import torch
 
+from ..config import ModelConfig
 from ..evaluate import EvalResult
 
 
@@ -38,6 +39,16 @@ class Started(Event):
     resumed: bool
     best_val: float  # of the run so far: inf for a new one
     kind: ClassVar[str] = "started"
+
+
+@dataclass
+class Fitted(Event):
+    """A model fitted in closed form (counted: no steps), with the config the fit settled on (the
+    ngram's order and table sizes) and what it chose on val, for config.json's "choice", or None."""
+    model_config: ModelConfig
+    params: int
+    choice: dict | None
+    kind: ClassVar[str] = "fitted"
 
 
 @dataclass
