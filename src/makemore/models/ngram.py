@@ -121,31 +121,42 @@ class NGram(CharModel):
     # ---- predicting --------------------------------------------------------------------------------
 
     def probs(self, history: torch.Tensor) -> torch.Tensor:
-        """(R, order-1) histories, the latest token last -> (R, V) next-token probabilities."""
+        """(R, order-1) histories, the latest token last -> (R, V) next-token probabilities: the
+        recursion unrolled, P = prod_j gamma_j / V + sum_j (prod_{i>j} gamma_i) discounted_j, over the
+        contexts j seen (the empty one's densely, the others' n-grams in one scatter)."""
         R, V = history.shape[0], self.config.vocab_size
-        p = torch.full((R, V), 1.0 / V, dtype=self.gamma.dtype, device=history.device)
-        rows = torch.arange(R, device=history.device)
-        node = torch.zeros(R, dtype=torch.long, device=history.device)  # the context of 0 tokens
-        for j in range(self.order):
-            if j > 0:  # extend each row's context by the token j back; rows whose context was never seen drop out
-                if not len(self.context_keys) or not len(rows):
-                    break
-                key = node * V + history[rows, -j]
-                at = torch.searchsorted(self.context_keys, key).clamp(max=len(self.context_keys) - 1)
-                seen = self.context_keys[at] == key
-                rows, node = rows[seen], at[seen] + 1
-            self.interpolate(p, rows, node)
+        nodes = self.contexts(history)  # (R, L): each row's context of 0, 1, ... tokens, -1 once never seen
+        gamma = torch.where(nodes >= 0, self.gamma[nodes.clamp(min=0)], 1.0)
+        after = torch.cumprod(gamma.flip(1), 1).flip(1)  # after[:, j]: the product of gamma_j and the longer ones'
+        weight = torch.cat([after[:, 1:], after.new_ones(R, 1)], 1)  # of the longer contexts' alone
+        empty = self.ngram_keys < V  # the empty context's n-grams: the first run of the table
+        root = torch.zeros(V, dtype=self.discounted.dtype, device=history.device)
+        root[self.ngram_keys[empty]] = self.discounted[empty]
+        p = after[:, :1] / V + weight[:, :1] * root
+        rows, level = (nodes[:, 1:] >= 0).nonzero(as_tuple=True)  # row by row, shorter contexts first
+        node, w = nodes[rows, level + 1], weight[rows, level + 1]
+        start = torch.searchsorted(self.ngram_keys, node * V)
+        runs = torch.searchsorted(self.ngram_keys, node * V + V) - start  # each context's n-grams
+        which = torch.repeat_interleave(torch.arange(len(node), device=p.device), runs)
+        entry = start[which] + torch.arange(len(which), device=p.device) - (torch.cumsum(runs, 0) - runs)[which]
+        p.view(-1).index_add_(0, rows[which] * V + self.ngram_keys[entry] % V, w[which] * self.discounted[entry])
         return p
 
-    def interpolate(self, p: torch.Tensor, rows: torch.Tensor, node: torch.Tensor) -> None:
-        """p[rows] = gamma(context) p[rows] + each n-gram's discounted frequency, in place."""
-        V = self.config.vocab_size
-        p[rows] *= self.gamma[node, None]
-        start = torch.searchsorted(self.ngram_keys, node * V)
-        runs = torch.searchsorted(self.ngram_keys, node * V + V) - start  # the context's n-grams
-        which = torch.repeat_interleave(torch.arange(len(rows), device=p.device), runs)
-        entry = start[which] + torch.arange(len(which), device=p.device) - (torch.cumsum(runs, 0) - runs)[which]
-        p[rows[which], self.ngram_keys[entry] % V] += self.discounted[entry]
+    def contexts(self, history: torch.Tensor) -> torch.Tensor:
+        """(R, L) the id of each row's context of 0, 1, ..., L-1 tokens, extended a token to the left at a
+        time until one was never seen (-1 from there on); L is at most the order, less where no row's
+        context was seen as long."""
+        R, V, keys = history.shape[0], self.config.vocab_size, self.context_keys
+        columns = [torch.zeros(R, dtype=torch.long, device=history.device)]  # the empty context, id 0
+        seen = torch.ones(R, dtype=torch.bool, device=history.device)
+        for j in range(1, self.order if len(keys) else 1):
+            key = columns[-1] * V + history[:, -j]
+            at = torch.searchsorted(keys, key).clamp(max=len(keys) - 1)
+            seen &= keys[at] == key
+            if not seen.any():
+                break
+            columns.append(torch.where(seen, at + 1, -1))
+        return torch.stack(columns, 1)
 
     def forward(self, idx, real=None):
         B, T = idx.shape
