@@ -2,7 +2,7 @@
 
 Interpolated modified Kneser-Ney smoothing (Chen & Goodman 1998, "An empirical study of smoothing
 techniques for language modeling", section 3). The next token w after the history h of the n-1
-tokens before it (boundary-padded at the start of an item, as the MLP's window) has probability
+tokens before it (fewer near an item's start: its tokens so far, the start token first) has probability
 
     P_k(w | h) = (a(hw) - D_k(a(hw))) / a(h.)  +  gamma(h) P_{k-1}(w | h'),    h' = h less its first token
     gamma(h)   = (D_k1 N1(h.) + D_k2 N2(h.) + D_k3+ N3+(h.)) / a(h.)
