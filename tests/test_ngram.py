@@ -19,7 +19,7 @@ from makemore.config import MAX_ORDER
 from makemore.data import IGNORE, Dataset, Vocabulary, pack, resolve_data
 from makemore.errors import MakemoreError, RunError
 from makemore.models import REGISTRY, build
-from makemore.models.ngram import FALLBACK, discounts
+from makemore.models.ngram import FALLBACK, ValScorer, count_orders, discounts
 
 QUIET = {"quiet": True, "log": lambda message: None}
 ITEMS = resolve_data("names").read_text(encoding="utf-8").splitlines()[:120]
@@ -219,15 +219,31 @@ def test_the_order_is_the_lowest_val_nll_and_what_was_tried_is_returned(tiny):
     best = min(tried, key=tried.get)
     assert choice["order"]["chosen"] == best == model.config.order and choice["order"]["by"] == "val NLL"
     assert list(tried) == list(range(1, max(tried) + 1)) and max(tried) == best + 2  # two orders past the best
-    for order, nll in tried.items():  # each figure is the val NLL of the model of that order
+
+
+def test_the_val_figures_the_order_is_chosen_by_are_each_orders_model_exactly(tiny):
+    """The choice scores each order from the target's probability alone (no full distributions): the
+    same numbers as the model of that order, on histories seen and never seen (reversed names)."""
+    vocab, train, held_out = tiny
+    held_out = pack(vocab, ITEMS[100:] + random_items(vocab, 200, 1) + [name[::-1] for name in ITEMS[:100]])
+    scorer, counted = ValScorer(held_out, len(vocab)), []
+    mask = held_out.y != IGNORE
+    for order in count_orders(train, len(vocab)):
+        counted.append(order)
+        nll = scorer.add(counted)
         with torch.no_grad():
-            other = fitted(vocab, train, order)[0]
-            logits = other(held_out.x)
-        mask = held_out.y != IGNORE
-        direct = -logits.gather(-1, held_out.y.clamp(min=0)[..., None]).squeeze(-1)[mask].mean()
-        assert nll == pytest.approx(float(direct), abs=1e-6)
+            log_probs = fitted(vocab, train, len(counted))[0](held_out.x)
+        direct = -log_probs.gather(-1, held_out.y.clamp(min=0)[..., None]).squeeze(-1)[mask].mean()
+        assert nll == pytest.approx(float(direct), abs=1e-12), len(counted)
+        if len(counted) == 8:
+            break
+
+
+def test_fit_needs_a_val_split_or_an_order(tiny):
+    vocab, train, _ = tiny
+    model = build("ngram", replace(REGISTRY["ngram"].config, vocab_size=len(vocab)))
     with pytest.raises(MakemoreError, match="val split"):
-        build("ngram", model.config.__class__(vocab_size=len(vocab))).fit(train)
+        model.fit(train)
 
 
 # ---- as a run: config.json, save and load, sampling, labels, the page ------------------------------

@@ -268,8 +268,8 @@ class ValScorer:
         """The val NLL of the model of order len(counted)."""
         order, k, V = counted[-1], len(counted), self.V
         if k > 1:
-            key = self.node * V + back(self.x, self.rows, self.cols, k - 1)
-            self.node = torch.where(self.node >= 0, self.find(order.contexts, key) + order.first, -1)
+            found = self.find(order.contexts, self.node * V + back(self.x, self.rows, self.cols, k - 1))
+            self.node = torch.where((self.node >= 0) & (found >= 0), found + order.first, -1)
         context = torch.where(self.node >= 0, self.node - order.first, -1)
         gram = torch.where(self.node >= 0, self.find(order.keys, self.node * V + self.y), -1)
         self.lookups.append((context, gram))
