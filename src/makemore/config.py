@@ -235,7 +235,7 @@ def unknown_option(name: str, known) -> MakemoreError:
 @dataclass(frozen=True)
 class ModelConfig(Config):
     """Every hyperparameter a model may read; each option names the models that read it (`models`).
-    vocab_size and max_len come from the data, not from the user."""
+    vocab_size and max_len come from the data, not from the user, and the ngram's table sizes from its fit."""
 
     vocab_size: int = 27
     max_len: int = 32  # longest item in the data: bounds sequence length (position tables, sampling)
