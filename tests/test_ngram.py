@@ -263,7 +263,8 @@ def test_config_json_records_the_order_chosen_and_the_tables(ngram_run):
     config = json.loads((result.run_dir / "config.json").read_text())
     choice = config["choice"]["order"]
     assert config["model_config"]["order"] == choice["chosen"] == int(min(choice["tried"], key=choice["tried"].get))
-    assert config["params"] == run.model.num_params() == config["model_config"]["ngram_contexts"] + config["model_config"]["ngrams"] > 0
+    tables = config["model_config"]["ngram_contexts"] + config["model_config"]["ngrams"]
+    assert config["params"] == run.model.num_params() == tables > 0
     assert result.steps == 0
 
 

@@ -9,8 +9,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from ..config import (DEFAULT_ITEM_LENGTH, MAX_CHARS, MAX_ITEM_LENGTH, MAX_LABEL_LENGTH, MAX_LABELS, MAX_PARAMS, MAX_SEED,
-                      MAX_VOCAB,
-                      MODEL_OPTIONS, TRAIN_OPTIONS, OptionError)
+                      MAX_VOCAB, MODEL_OPTIONS, TRAIN_OPTIONS, OptionError)
 from ..data import Dataset, Vocabulary
 from ..errors import DataError, RunError
 from .files import a, damaged, json_type
