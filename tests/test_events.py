@@ -101,8 +101,10 @@ def test_resume_reports_where_it_starts(small_data, tmp_path):
 def test_a_counted_model_reports_one_evaluation_and_no_steps(small_data, tmp_path):
     heard = []
     result = makemore.train(data=str(small_data), model="bigram", out=tmp_path / "run", on_event=heard.append, **QUIET)
-    assert [e.kind for e in heard] == ["started", "evaluating", "evaluating", "evaluated", *["evaluating"] * 3, "finished"]
-    assert heard[3].record() == records(result.run_dir)[0] and heard[3].step == 0
+    kinds = [e.kind for e in heard]
+    assert kinds == ["started", "fitted", "evaluating", "evaluating", "evaluated", *["evaluating"] * 3, "finished"]
+    assert heard[1].step == 0 and heard[1].choice is None  # the bigram's fit chooses nothing on val
+    assert heard[4].record() == records(result.run_dir)[0] and heard[4].step == 0
     assert heard[-1].final["test"].nll == result.final["test"].nll
 
 

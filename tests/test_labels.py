@@ -133,7 +133,7 @@ def test_every_model_learns_p_item_given_label_with_no_special_case(name, tmp_pa
                                                "max_len": data.max_len}))
     train = data.packed("train")
     if model.closed_form:
-        model.fit(train)
+        model.fit(train, data.packed("val"))
     else:
         opt = torch.optim.Adam(model.parameters(), lr=3e-2)
         batches = model.batches(train, len(train), torch.Generator().manual_seed(0), torch.device("cpu"))

@@ -37,9 +37,11 @@ def loss(model, data) -> torch.Tensor:
 
 
 def train(model, data, steps: int, lr: float = 1e-2) -> float:
-    """Adam on the whole of `data`; returns the last loss. Closed-form models are fitted instead."""
+    """Adam on the whole of `data`; returns the last loss. Closed-form models are fitted instead
+    (`data` standing in for val too: what they choose on val, the ngram's order, is then the highest
+    it tries, for a model as far from uniform as it gets)."""
     if model.closed_form:
-        model.fit(data)
+        model.fit(data, data)
         return loss(model, data).item()
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -99,8 +101,9 @@ def test_overfits_small_batch(name):
     model = make(name)
     with torch.no_grad():
         first = loss(model.train(), SMALL).item()
-    # bigram models cannot memorise, only reach the bigram entropy of the batch
-    target = 0.8 * first if "bigram" in name else 0.5 * first
+    # bigram models cannot memorise, only reach the bigram entropy of the batch; the ngram's discounts
+    # hold back probability for what it has not seen, as they are meant to (0.64 of the first loss)
+    target = 0.8 * first if "bigram" in name or name == "ngram" else 0.5 * first
     assert train(model, SMALL, steps=100) < target  # all reach 0.11 of the first loss (bigram-nn 0.61)
 
 
@@ -184,7 +187,8 @@ def test_sampling_with_carried_state_draws_what_the_full_model_gives(name):
 def test_save_load_identical_logits(name, tmp_path):
     model = trained(name)
     save_file(model.state_dict(), tmp_path / "model.safetensors")
-    loaded = make(name, seed=1)
+    torch.manual_seed(1)
+    loaded = build(name, model.config)  # as a run is loaded: from its config (the ngram's records its table sizes)
     loaded.load_state_dict(load_file(tmp_path / "model.safetensors"))
     with torch.no_grad():
         assert torch.equal(loaded.eval()(DATA.x), model(DATA.x))

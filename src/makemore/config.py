@@ -40,6 +40,7 @@ MAX_LABELS = 1_000  # distinct labels in labelled data: each is a start token of
 MAX_LABEL_LENGTH = 100  # characters in a label: config.json lists every label twice (vocabulary and counts)
 MAX_VOCAB = MAX_CHARS + 1 + MAX_LABELS  # tokens: the characters, the boundary, a start token per label
 MAX_PARAMS = 2 * 10**9  # a model past this would not fit in memory here, nor train in any time we mean
+MAX_ORDER = 32  # an n-gram's n: past the longest items' length more context changes nothing
 # Files of a run directory are read whole, so each is bounded (config.json with the limits above is 1.05
 # MB at most: test_the_largest_config_training_can_write_fits_the_bound). The .jsonl files are appended
 # to by training, which refuses to grow one past its bound.
@@ -237,10 +238,14 @@ def unknown_option(name: str, known) -> MakemoreError:
 @dataclass(frozen=True)
 class ModelConfig(Config):
     """Every hyperparameter a model may read; each option names the models that read it (`models`).
-    vocab_size and max_len come from the data, not from the user."""
+    vocab_size and max_len come from the data, not from the user, and the ngram's table sizes from its fit."""
 
     vocab_size: int = 27
     max_len: int = 32  # longest item in the data: bounds sequence length (position tables, sampling)
+    # the ngram's tables are as large as the data makes them: its fit records their sizes here, so that
+    # config.json says the shapes of its tensors (models/ngram.py), as vocab_size does for every model
+    ngram_contexts: int = 0
+    ngrams: int = 0
     block_size: int = option(3, "characters of context", models=("mlp", "wavenet"), low=1, high=1024)
     n_embd: int = option(10, "embedding width", models=NEURAL, low=1, high=8192)
     n_hidden: int = option(200, "hidden width", models=("mlp", "wavenet", "bow", *RECURRENT), low=1, high=16384)
@@ -254,6 +259,8 @@ class ModelConfig(Config):
     output_scale: float = option(0.01, "scale of the output layer at init", models=("mlp",), low=0.0, high=100.0)
     smoothing: float = option(1.0, "add-k smoothing of the counts", models=("bigram",), low=0.0, high=1e9)
     l2: float = option(0.0, "L2 penalty on the weight table", models=("bigram-nn",), low=0.0, high=1e9)
+    order: int | None = option(None, "the n of the n-gram: each character is predicted from the n-1 before it (default: "
+                                     "the order with the lowest val NLL)", models=("ngram",), low=1, high=MAX_ORDER)
     fused: bool = option(True, "PyTorch's fused recurrent kernel; --no-fused runs the readable cells, slower, whose "
                                "nonlinearities --diagnostics can see", models=RECURRENT)
 

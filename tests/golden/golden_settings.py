@@ -17,6 +17,7 @@ from makemore.models import REGISTRY
 SETTINGS = {
     "bigram": {},
     "bigram-nn": {},
+    "ngram": {},
     "mlp": {},
     "wavenet": {},
     "bow": {},

@@ -51,6 +51,15 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelConfig(l2=0.01),
         TrainConfig(max_steps=500, batch_size=4096, optimizer="sgd", lr=50.0, lr_schedule="constant"),
     ),
+    "ngram": ModelSpec(
+        "ngram:NGram",
+        "character n-gram with interpolated modified Kneser-Ney smoothing, fitted by counting in a second; its "
+        "order chosen on val: the one to try first on a short list or with little time",
+        "Kneser & Ney 1995; Chen & Goodman 1998",
+        ModelConfig(),
+        TrainConfig(max_steps=0),
+        closed_form=True,
+    ),
     "mlp": ModelSpec(
         "mlp:MLP",
         "fixed-window MLP: embeddings, tanh hidden layer (Kaiming init, optional BatchNorm)",
@@ -134,8 +143,10 @@ def why_not(option: str, name: str, config: ModelConfig, tc: TrainConfig) -> Cal
         return lambda show: f"model {name} does not use {show(option)} (it is read by {readers}); see `makemore models`"
     for need in TRAIN_OPTIONS[option].spec.needs:
         if need == "steps" and get_spec(name).closed_form:
+            instead = ("train bigram-nn, the same model by gradient descent" if name == "bigram" else
+                       "train a model that takes steps (see `makemore models`)")
             return lambda show: (f"{name} is fitted by counting, in one pass without gradient steps: {show(option)} has "
-                                 f"nothing to act on; drop it, or train bigram-nn, the same model by gradient descent")
+                                 f"nothing to act on; drop it, or {instead}")
         if need == "dropout" and not (config.dropout > 0 or config.weight_drop > 0):
             drops = [o for o in ("dropout", "weight_drop") if o in model_options(name)]
             if not drops:

@@ -21,8 +21,10 @@ from ..data import IGNORE, Batch, ItemBatches, Packed
 class CharModel(nn.Module):
     """Base class: subclasses define `forward`; `start`/`step` default to re-running the prefix."""
 
-    # models fitted in closed form (no gradient steps) define fit(packed_train); the registry
-    # declares which they are (ModelSpec.closed_form), for what reads it without PyTorch
+    # models fitted in closed form (no gradient steps) define fit(train, val=None): fitted to the train
+    # split, with val for what the data cannot say by itself (the ngram's order); it returns what it
+    # chose on val and the figures it chose by (config.json's "choice"), or None. The registry
+    # declares which models these are (ModelSpec.closed_form), for what reads it without PyTorch
     closed_form = False
 
     def __init_subclass__(cls, **kwargs):

@@ -18,7 +18,7 @@ class Bigram(CharModel):
         self.register_buffer("counts", torch.zeros(V, V))
 
     @torch.no_grad()
-    def fit(self, train: Packed) -> None:
+    def fit(self, train: Packed, val: Packed | None = None) -> None:
         V = self.config.vocab_size
         keep = train.y != IGNORE
         pairs = train.x[keep] * V + train.y[keep]

@@ -213,6 +213,11 @@ class RunDir:
     def write_config(self, cfg: dict) -> None:
         write_json(self.file(CONFIG), cfg)
 
+    def update_config(self, **changes) -> None:
+        """Set keys of config.json, the rest kept: what a fit decided from the data (the model's
+        settings, its size, what it chose on val), which only training knows. Call it holding the lock."""
+        write_json(self.file(CONFIG), {**read_json(self.file(CONFIG)), **changes})
+
     def save_model(self, model: torch.nn.Module) -> None:
         save_tensors(self.file(MODEL), model.state_dict())
 

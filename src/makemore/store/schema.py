@@ -8,8 +8,8 @@ import json
 from collections.abc import Collection
 from pathlib import Path
 
-from ..config import (DEFAULT_ITEM_LENGTH, MAX_CHARS, MAX_ITEM_LENGTH, MAX_LABEL_LENGTH, MAX_LABELS, MAX_SEED, MAX_VOCAB,
-                      MODEL_OPTIONS, TRAIN_OPTIONS, OptionError)
+from ..config import (DEFAULT_ITEM_LENGTH, MAX_CHARS, MAX_ITEM_LENGTH, MAX_LABEL_LENGTH, MAX_LABELS, MAX_PARAMS, MAX_SEED,
+                      MAX_VOCAB, MODEL_OPTIONS, TRAIN_OPTIONS, OptionError)
 from ..data import Dataset, Vocabulary
 from ..errors import DataError, RunError
 from .files import a, damaged, json_type
@@ -47,6 +47,10 @@ def check_config(cfg, path: Path, models: Collection[str]) -> None:
         value = mc.get(name)
         if type(value) is not int or value < 1 or value > high:
             raise damaged(path, f'"model_config"["{name}"] is {json.dumps(value)[:40]}, not a whole number in 1..{high}')
+    for name in ("ngram_contexts", "ngrams"):  # the ngram's table sizes (0 for every other model; absent before them)
+        value = mc.get(name, 0)
+        if type(value) is not int or value < 0 or value > MAX_PARAMS:
+            raise damaged(path, f'"model_config"["{name}"] is {json.dumps(value)[:40]}, not a whole number in 0..{MAX_PARAMS}')
     check_section(mc, MODEL_OPTIONS, '"model_config"', path)
 
     vocab = cfg["vocab"]

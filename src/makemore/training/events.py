@@ -17,6 +17,7 @@ from typing import Callable, ClassVar
 
 import torch
 
+from ..config import ModelConfig
 from ..evaluate import EvalResult
 
 
@@ -40,6 +41,16 @@ class Started(Event):
     time_budget: float | None = None  # seconds (--time-budget), whichever of it and max_steps comes first ends the run
     elapsed: float = 0.0  # seconds the run has trained so far (a resumed run's earlier ones)
     kind: ClassVar[str] = "started"
+
+
+@dataclass
+class Fitted(Event):
+    """A model fitted in closed form (counted: no steps), with the config the fit settled on (the
+    ngram's order and table sizes) and what it chose on val, for config.json's "choice", or None."""
+    model_config: ModelConfig
+    params: int
+    choice: dict | None
+    kind: ClassVar[str] = "fitted"
 
 
 @dataclass

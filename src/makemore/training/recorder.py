@@ -10,7 +10,7 @@ from ..store import MODEL, STATE, SUMMARY, RunDir, write_json
 from ..data import SPLIT_NAMES
 from ..evaluate import EvalResult, evaluate
 from . import state
-from .events import Diverged, Evaluated, Evaluating, Event, Finished, Started
+from .events import Diverged, Evaluated, Evaluating, Event, Finished, Fitted, Started
 
 
 def evaluate_splits(model, sets: dict, events, step: int, final: bool, labels: dict | None = None) -> dict[str, EvalResult]:
@@ -32,6 +32,9 @@ class Recorder:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Started) and self.wants_board:
             self.board = tensorboard.Board(self.run.path, event.step)
+        elif isinstance(event, Fitted):
+            self.run.update_config(model_config=event.model_config.to_dict(), params=event.params,
+                                   **({"choice": event.choice} if event.choice else {}))
         elif isinstance(event, Evaluated):
             self.evaluated(event)
         elif isinstance(event, (Diverged, Finished)):
