@@ -34,7 +34,7 @@ def test_a_short_run_reports_started_steps_evaluations_checkpoints_and_finished(
     heard = []
     result = train(small_data, tmp_path / "run", heard.append, max_steps=20)
     every_ten = ["step"] * 10 + ["evaluating", "evaluating", "evaluated", "checkpointed"]
-    assert [e.kind for e in heard] == ["started", *every_ten, *every_ten, *["evaluating"] * 3, "finished"]
+    assert [e.kind for e in heard] == ["started", *every_ten, *every_ten, "evaluating", "finished"]  # test alone: see below
     steps = [e for e in heard if e.kind == "step"]
     assert [e.step for e in steps] == list(range(1, 21))
     assert [e.loss for e in steps] == pytest.approx(load_file(result.run_dir / STATE)[STEP_LOSS].tolist(), abs=0)
@@ -56,7 +56,7 @@ def test_stop_ends_the_run_after_that_step_and_resume_continues_as_a_straight_ru
     heard = []
     stopped = train(small_data, tmp_path / "stopped", lambda e: heard.append(e) or stop_at_25(e), max_steps=40)
     assert stopped.steps == 25 and stopped.interrupted
-    assert heard[-1].kind == "finished" and heard[-1].interrupted and [e.kind for e in heard[-5:-1]] == ["step", *["evaluating"] * 3]
+    assert heard[-1].kind == "finished" and heard[-1].interrupted and [e.kind for e in heard[-3:-1]] == ["step", "evaluating"]
     summary = json.loads((stopped.run_dir / SUMMARY).read_text())
     assert summary["interrupted"] and summary["step"] == 25
     # as after Ctrl-C: the kept model is the best evaluated one; the checkpoint (step 20) is there to resume
@@ -102,7 +102,7 @@ def test_a_counted_model_reports_one_evaluation_and_no_steps(small_data, tmp_pat
     heard = []
     result = makemore.train(data=str(small_data), model="bigram", out=tmp_path / "run", on_event=heard.append, **QUIET)
     kinds = [e.kind for e in heard]
-    assert kinds == ["started", "fitted", "evaluating", "evaluating", "evaluated", *["evaluating"] * 3, "finished"]
+    assert kinds == ["started", "fitted", "evaluating", "evaluating", "evaluated", "evaluating", "finished"]
     assert heard[1].step == 0 and heard[1].choice is None  # the bigram's fit chooses nothing on val
     assert heard[4].record() == records(result.run_dir)[0] and heard[4].step == 0
     assert heard[-1].final["test"].nll == result.final["test"].nll
@@ -176,7 +176,7 @@ def test_evaluations_say_so_on_the_bar_and_in_the_events(small_data, tmp_path, c
     makemore.train(data=str(small_data), out=tmp_path / "run", on_event=heard.append, log=lambda m: None, quiet=False,
                    **{**MLP, "max_steps": 10})
     evaluating = [(e.split, e.final) for e in heard if e.kind == "evaluating"]
-    assert evaluating == [("train", False), ("val", False), ("train", True), ("val", True), ("test", True)]
+    assert evaluating == [("train", False), ("val", False), ("test", True)]
     assert heard[11].kind == "evaluating" and heard[13].kind == "evaluated"  # before the evaluation it announces
     shown = capfd.readouterr().err.replace("\r", "\n")
     assert "evaluating: val split…" in shown and "final evaluation: test split…" in shown
@@ -216,3 +216,22 @@ def test_a_run_whose_val_nll_stops_improving_says_so_once(small_data, tmp_path):
                    eval_interval=20, max_steps=800, lr=0.3, n_embd=24, n_hidden=400)
     stalled = [line for line in said if line.startswith("val NLL has not improved")]
     assert len(stalled) == 1 and "the model kept" in stalled[0], said
+
+
+@pytest.mark.parametrize("model, options", [("mlp", {"max_steps": 30, "eval_interval": 10}), ("bigram", {})])
+def test_the_final_figures_are_the_kept_model_s_own_and_only_test_is_evaluated_again(small_data, tmp_path, model, options):
+    """The kept model's train and val NLL come from the evaluation that kept it (the same weights,
+    the same code): bit for bit what evaluating it again gives, and the final evaluation costs one
+    split, not three. Its time is said beside the training time."""
+    heard = []
+    result = makemore.train(data=str(small_data), model=model, out=tmp_path / "run", on_event=heard.append,
+                            **QUIET, **({"batch_size": 16} if model == "mlp" else {}), **options)
+    finals = [e.split for e in heard if e.kind == "evaluating" and e.final]
+    assert finals == ["test"]
+    run = makemore.load(result.run_dir, device="cpu")
+    for split in ("train", "val", "test"):
+        again = run.evaluate(split)
+        assert (result.final[split].nll, result.final[split].chars, result.final[split].items) == (again.nll, again.chars, again.items)
+    summary = json.loads((result.run_dir / SUMMARY).read_text())
+    assert summary["val"]["nll"] == min(r["val_loss"] for r in records(result.run_dir))
+    assert summary["final_evaluation_seconds"] >= 0 and heard[-1].final_seconds == result.final_seconds

@@ -24,7 +24,10 @@ class EvalResult:
 
     @classmethod
     def from_total(cls, split: str, total_nll: float, chars: int, items: int) -> "EvalResult":
-        nll = total_nll / chars
+        return cls.of_nll(split, total_nll / chars, chars, items)
+
+    @classmethod
+    def of_nll(cls, split: str, nll: float, chars: int, items: int) -> "EvalResult":
         # a diverged model's NLL can be huge: its perplexity is then inf, not an OverflowError
         return cls(split, nll, nll / math.log(2), math.exp(nll) if not nll >= 700 else math.inf, chars, items)
 

@@ -56,7 +56,8 @@ def run(args) -> int:
     status = 130 if result.interrupted else 0
     if secondary_rank():  # rank 0 of a distributed run reports
         return status
-    print(f"run: {result.run_dir}  ({result.steps} steps, {result.seconds:.1f} s)")
+    print(f"run: {result.run_dir}  ({result.steps} steps, {result.seconds:.1f} s; final evaluation "
+          f"{result.final_seconds:.1f} s)")
     for split, r in result.final.items():
         print(f"{split:5s} nll {r.nll:.4f}  bits/char {r.bits_per_char:.4f}  perplexity {r.perplexity:.3f}  ({r.chars} chars)")
     if args.samples:

@@ -114,6 +114,7 @@ class Finished(Event):
     final: dict[str, EvalResult]  # the kept model on every split
     interrupted: bool
     diverged: bool
+    final_seconds: float = 0.0  # the final evaluation's, after `seconds` of training
     kind: ClassVar[str] = "finished"
 
 

@@ -42,6 +42,7 @@ class TrainResult:
     seconds: float
     final: dict[str, EvalResult]
     interrupted: bool = False
+    final_seconds: float = 0.0  # the final evaluation's, after the training seconds
 
 
 def train_into(run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, ranks: Ranks, quiet: bool, log,
@@ -258,8 +259,9 @@ class Training:
         """The best model on every split, in summary.json (rank 0; the other ranks get its figures)."""
         p = self.progress
         final = self.ranks.on_main(lambda: self.recorder.summarise(interrupted, diverged))
-        self.events.emit(ev.Finished(p.step, p.elapsed, final, interrupted, diverged))
-        return TrainResult(self.run.path, p.step, p.elapsed, final, interrupted)
+        final_seconds = self.recorder.final_seconds if self.recorder else 0.0
+        self.events.emit(ev.Finished(p.step, p.elapsed, final, interrupted, diverged, final_seconds))
+        return TrainResult(self.run.path, p.step, p.elapsed, final, interrupted, final_seconds)
 
 
 def next_batch(batches, ranks: Ranks):

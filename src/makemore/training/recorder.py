@@ -3,6 +3,8 @@ the kept best model, the checkpoints and summary.json. Rank 0 alone has a Record
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from .. import tensorboard
@@ -64,19 +66,36 @@ class Recorder:
         self.run.truncate_metrics(step)
 
     def summarise(self, interrupted: bool, diverged: bool) -> dict[str, EvalResult]:
-        """Reload the best model by val NLL, evaluate it on every split and write summary.json."""
-        t = self.training
+        """Reload the best model by val NLL, evaluate it on every split and write summary.json. Its
+        train and val NLL were measured when it was kept, on these same weights (metrics.jsonl):
+        they are taken from there, exactly as evaluating again would give them, and only the test
+        split is evaluated now (all three for labelled data, whose figures go by label too)."""
+        t, began = self.training, time.perf_counter()
         if not self.run.file(MODEL).exists():  # Ctrl-C before the first evaluation: keep what there is
             self.run.save_model(t.kept)
         self.run.load_weights(t.model)
         labels = t.data.split_labels or {}
-        sets = {s: t.data.packed(s).to(t.device) for s in SPLIT_NAMES}
-        final = evaluate_splits(t.model, sets, t.events, t.progress.step, final=True, labels=labels)
+        sets = {s: t.data.packed(s) for s in SPLIT_NAMES}
+        known = {} if labels else self.kept_figures(t.progress.best_val)
+        fresh = evaluate_splits(t.model, {s: p.to(t.device) for s, p in sets.items() if s not in known}, t.events,
+                                t.progress.step, final=True, labels=labels)
+        final = {s: fresh[s] if s in fresh else EvalResult.of_nll(s, known[s], sets[s].chars, len(sets[s]))
+                 for s in SPLIT_NAMES}
+        self.final_seconds = time.perf_counter() - began
         write_json(self.run.file(SUMMARY), {"step": t.progress.step, "seconds": round(t.progress.elapsed, 2),
+                                            "final_evaluation_seconds": round(self.final_seconds, 2),
                                             "interrupted": interrupted, "diverged": diverged,
                                             "threads": torch.get_num_threads(), "processes": t.ranks.world,
                                             **{s: r.to_dict() for s, r in final.items()}})
         return final
+
+    def kept_figures(self, best_val: float) -> dict[str, float]:
+        """The train and val NLL recorded when the kept model was saved: the first evaluation that
+        reached the best val NLL (a later one that only equals it saves nothing). None recorded: {}."""
+        for record in self.run.read_metrics():
+            if record.get("val_loss") == best_val:
+                return {"train": record["train_loss"], "val": record["val_loss"]}
+        return {}
 
     def close(self) -> None:
         if self.board:
