@@ -344,3 +344,9 @@ def test_item_commands_refuse_what_they_cannot_do_in_one_line(run_cli, args, wor
     status, out, err = run_cli(*args)
     assert_user_error(status, out, err)
     assert words in err
+
+
+def test_classify_names_an_item_it_cannot_classify_and_classifies_the_rest(run_cli):
+    status, out, err = run_cli("classify", "kendall", "Zoë", "taylor")
+    assert status == 1 and [line.split("\t")[0] for line in out.splitlines()] == ["kendall", "taylor"]
+    assert "cannot classify 'Zoë'" in err and "'Z', 'ë'" in err and err.count("\n") == 2  # the bundled model's note, then this

@@ -35,6 +35,8 @@ class ProgressBar:
             self.best_val = min(self.best_val, event.val_loss)
             self.show()
         elif isinstance(event, (Diverged, Finished)):
+            if isinstance(event, Finished) and not (event.interrupted or event.diverged) and self.bar is not None:
+                self.bar.update(self.bar.total - self.bar.n)  # the limit that ended it is reached: 100%
             self.show()  # the run's figures, not the last split evaluated, stay on the screen
             self.close()
 
