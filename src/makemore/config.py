@@ -40,6 +40,11 @@ MAX_PARAMS = 2 * 10**9  # a model past this would not fit in memory here, nor tr
 MAX_JSON_BYTES = 16 << 20  # config.json, summary.json
 MAX_RECORDS_BYTES = 1 << 30  # metrics.jsonl (about 200 bytes an evaluation), diagnostics.jsonl
 MAX_HEADER_BYTES = 16 << 20  # the JSON header of a .safetensors file (a few kB for any model here)
+# Data files are read in blocks and stored as flat tokens (prepare.py). One past CACHE_FROM_BYTES is
+# tokenized once into the cache ($MAKEMORE_CACHE, else ~/.cache/makemore) and memory-mapped after; a
+# smaller one is read whole each time (names.txt, 228 kB, in 0.1 s).
+READ_BLOCK_BYTES = 16 << 20  # bytes of a data file decoded and encoded at once: bounds the Python strings held
+CACHE_FROM_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
