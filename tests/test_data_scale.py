@@ -198,3 +198,13 @@ def test_evaluation_of_flat_splits_is_that_of_tables(names_path):
     table = pack(ds.vocab, ds.splits["val"])
     assert torch.equal(item_nll(model, ds.packed("val")), item_nll(model, table))
     assert isinstance(ds.packed("val"), Tokens)
+
+
+def test_the_numpy_shuffle_is_random_shuffle():
+    from makemore.shuffle import shuffled
+
+    for n in [*range(0, 40), 2047, 2048, 2049, 4097, 70_000, 200_003]:
+        for seed in (42, 0, 1337, 2**64 - 1):
+            order = list(range(n))
+            random.Random(seed).shuffle(order)
+            assert shuffled(n, seed).tolist() == order, (n, seed)

@@ -32,7 +32,6 @@ import codecs
 import hashlib
 import json
 import os
-import random
 import secrets
 import shutil
 import stat
@@ -44,6 +43,7 @@ from filelock import FileLock
 
 from . import data
 from .config import CACHE_FROM_BYTES, MAX_LABEL_LENGTH, READ_BLOCK_BYTES
+from .shuffle import shuffled
 from .tokens import token_dtype
 
 FORMAT = 1  # of a cache entry; an entry of another format is prepared again beside it
@@ -333,24 +333,20 @@ def load(path: Path, max_item_chars: int) -> Prepared:
 
 
 def permutation(n: int, seed: int, entry: Path | None = None) -> np.ndarray:
-    """The seeds' split order of n items: random.Random(seed).shuffle of range(n) moves the items
-    exactly as shuffling the items themselves does (shuffle looks only at the length). Cached
-    beside the entry's tokens when there is one."""
+    """The seeds' split order of n items, random.Random(seed).shuffle of range(n) (shuffle.py),
+    as int32 (int64 past 2**31 items); cached beside the entry's tokens when there is one."""
     cached = None if entry is None else entry / f"split-{seed}.npy"
     if cached is not None:
         try:
             return np.load(cached, mmap_mode="r")
         except (OSError, ValueError):
             pass
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    perm = np.array(order, dtype=np.int32 if n < 2**31 else np.int64)
-    del order
+    perm = shuffled(n, seed).astype(np.int32 if n < 2**31 else np.int64)
     if cached is not None:
         tmp = entry / f".split-{seed}.{secrets.token_hex(6)}.npy"
         try:
             np.save(tmp, perm)
-            os.replace(tmp, cached)
+            os.replace(tmp, cached)  # whole or not at all; two processes writing it write the same bytes
             return np.load(cached, mmap_mode="r")
         except OSError:
             tmp.unlink(missing_ok=True)
