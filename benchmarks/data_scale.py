@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,7 @@ emit = events.Events.emit
 def timed(self, event, done=[]):
     if isinstance(event, events.Step) and (not done or event.step == 200):
         done.append(1)
-        sys.stderr.write(f"STEP {event.step} {time.time() - float(os.environ['DATA_SCALE_T0']):.3f}\\n")
+        sys.stderr.write(f"\\nSTEP {event.step} {time.time() - float(os.environ['DATA_SCALE_T0']):.3f}\\n")
         if event.step == 200 and os.environ.get("DATA_SCALE_STOP"):
             sys.stderr.flush()
             os._exit(0)  # --stop-after-training: the evaluations that follow are not waited for
@@ -90,7 +91,7 @@ def run(src: Path, data: Path, out: Path, cache: Path, stop: bool = False) -> di
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"training on {data} failed ({proc.returncode}):\n{err[-3000:]}")
-    steps = {int(line.split()[1]): float(line.split()[2]) for line in err.splitlines() if line.startswith("STEP ")}
+    steps = {int(step): float(t) for step, t in re.findall(r"STEP (\d+) ([\d.]+)\n", err)}  # amid the progress bar's \r
     return {"wall_s": round(wall, 1), "first_step_s": steps.get(1), "step_200_s": steps.get(200),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **({"stopped_after_step_200": True} if stop else {})}
 
@@ -123,6 +124,10 @@ def main() -> None:
             row["from_cache"] = run(SRC, data, tmp / "run", cache, stop)
             if args.before:
                 row["before"] = run(args.before.resolve(), data, tmp / "run", tmp / "before-cache", stop)
+                row["before_src"] = str(args.before)
+            elif "before" in results["cases"].get(name, {}):  # measured by an earlier invocation: kept, with its date
+                earlier = results["cases"][name]
+                row.update({k: earlier[k] for k in ("before", "before_src") if k in earlier}, before_measured=earlier["measured"])
             subprocess.run(["rm", "-rf", str(cache), str(tmp / "before-cache"), str(tmp / "run")], check=True)
             row["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             results["cases"][name] = row

@@ -179,14 +179,17 @@ def test_seen_answers_as_a_set_does_even_when_hashes_collide(monkeypatch):
     assert "cd" in few and "gh" not in few
 
 
-def test_seen_of_a_dataset_holds_its_items(tmp_path, monkeypatch):
+def test_seen_of_a_dataset_holds_its_items(tmp_path, cache, monkeypatch):
     monkeypatch.setattr(seen, "SMALL", 10)
+    monkeypatch.setattr(seen, "CHUNK", 77)  # texts hashed a few at a time: the same hashes
     path = tmp_path / "data.txt"
     items = words(2000, seed=5, alphabet="abcé")
     path.write_text("\n".join(items) + "\n", encoding="utf-8")
-    compact = seen.of_dataset(Dataset.load(str(path)))
     probes = words(2000, seed=6, alphabet="abcéd")
-    assert isinstance(compact, seen.Seen) and [p in compact for p in probes] == [p in set(items) for p in probes]
+    for _ in range(2):  # hashed, then (a cached file) mapped from beside its tokens
+        compact = seen.of_dataset(Dataset.load(str(path)))
+        assert isinstance(compact, seen.Seen) and [p in compact for p in probes] == [p in set(items) for p in probes]
+    assert isinstance(compact.keys, np.memmap)
 
 
 def test_evaluation_of_flat_splits_is_that_of_tables(names_path):

@@ -18,7 +18,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from .errors import MakemoreError
 
 DEFAULT_SPLIT_SEED = 42  # the seeds' random.seed(42) before shuffling the words
-DEFAULT_ITEM_LENGTH = 1000  # default --max-item-length: every item of a split is padded to the longest one
+DEFAULT_ITEM_LENGTH = 1000  # default --max-item-length: a batch is padded to its longest item
 DEFAULT_INTERVAL = 100  # steps between diagnostics records: keeps their cost small (benchmarks/diagnostics_overhead.py)
 
 # ---- limits ----------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ class Dataset:
         refused if an item of the split is longer."""
         if split not in self._packed:
             p = self.prepared
-            self._packed[split] = Tokens(p.tokens, p.offsets, np.asarray(self.rows(split), dtype=np.int64), p.starts)
+            self._packed[split] = Tokens(p.tokens, p.offsets, self.rows(split), p.starts)  # rows: a slice of the mapped order
         tokens = self._packed[split]
         if length is not None and len(tokens) and int(tokens.lengths_np.max()) > length:
             raise DataError(f"an item has {int(tokens.lengths_np.max()) - 1} characters; this model takes items of at most "

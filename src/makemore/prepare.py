@@ -300,7 +300,12 @@ def write_entry(path: Path, max_item_chars: int, final: Path) -> None:
         meta = {"format": FORMAT, "items": prepared.items, "alphabet": prepared.alphabet, "labels": prepared.labels,
                 "fingerprint": prepared.fingerprint, "longest": prepared.longest, "dtype": str(prepared.tokens.dtype)}
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        os.rename(tmp, final)  # the whole entry appears at once
+        try:
+            os.rename(tmp, final)  # the whole entry appears at once
+        except OSError:
+            if not (final / "meta.json").exists():
+                raise
+            # another machine sharing the folder (where the lock may not reach) made it first: the same bytes
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -9,6 +9,8 @@ an exact comparison with every text of that hash, so a collision never makes an 
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Set
 from typing import Callable, Iterator
 
@@ -59,9 +61,10 @@ def hash_text(text: str) -> np.uint64:
 class Seen(Set):
     """Texts by their sorted hashes; `text(k)` gives text k (the k-th in the order they were hashed)."""
 
-    def __init__(self, keys: np.ndarray, text: Callable[[int], str]):
-        self.order = np.argsort(keys, kind="stable")
-        self.keys, self.text = keys[self.order], text
+    def __init__(self, keys: np.ndarray, text: Callable[[int], str], order: np.ndarray | None = None):
+        """`keys`: each text's hash; or, with `order`, the hashes sorted and the texts they are of."""
+        self.order = np.argsort(keys, kind="stable") if order is None else order
+        self.keys, self.text = (keys[self.order] if order is None else keys), text
 
     def __contains__(self, item) -> bool:
         if not isinstance(item, str) or not item:
@@ -105,17 +108,34 @@ class Union:
 
 
 def of_dataset(dataset) -> Seen | frozenset:
-    """Every item of a Dataset (all splits), hashed from its flat tokens, checked against them."""
+    """Every item of a Dataset (all splits), hashed from its flat tokens, checked against them. The
+    hashes of a cached file are kept beside its tokens (they are of its characters, not its token
+    numbers), so a second `sample --novel` maps them."""
     p = dataset.prepared
     if p.items < SMALL:
         return frozenset(dataset.items)
+    if p.entry is not None:
+        try:
+            return Seen(np.load(p.entry / "seen-keys.npy", mmap_mode="r"), dataset.item,
+                        np.load(p.entry / "seen-order.npy", mmap_mode="r"))
+        except (OSError, ValueError):
+            pass
     points = np.array([0] + [ord(ch) for ch in dataset.vocab.alphabet], dtype=np.uint32)
 
     class Points:  # the code points of the tokens, a slice at a time (never the whole file as uint32)
         def __getitem__(self, s):
             return points[np.asarray(p.tokens[s])]
 
-    return Seen(hashes(Points(), np.asarray(p.offsets)), dataset.item)
+    found = Seen(hashes(Points(), np.asarray(p.offsets)), dataset.item)
+    if p.entry is not None:
+        for name, array in (("seen-order", found.order), ("seen-keys", found.keys)):  # keys last: read only with their order
+            tmp = p.entry / f".{name}.{secrets.token_hex(6)}.npy"
+            try:
+                np.save(tmp, array)
+                os.replace(tmp, p.entry / f"{name}.npy")
+            except OSError:
+                tmp.unlink(missing_ok=True)
+    return found
 
 
 def of_lines(lines: list[str]) -> Seen | frozenset:

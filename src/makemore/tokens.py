@@ -166,8 +166,12 @@ class ItemBatches(Batches):
 class RowBatches(Batches):
     """The same random items as ItemBatches, laid several to a row by pack_rows: less padding."""
 
+    def __init__(self, train, batch_size: int, generator: torch.Generator, device):
+        super().__init__(train, batch_size, generator, "cpu")  # rows are built on the CPU, then moved
+        self.device = device
+
     def take(self, idx: torch.Tensor):
-        return pack_rows(self.data.to("cpu").take(idx)).to(self.device)  # rows are built on the CPU, then moved
+        return pack_rows(self.data.take(idx)).to(self.device)
 
 
 class WindowBatches(Batches):
