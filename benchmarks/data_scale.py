@@ -96,6 +96,26 @@ def run(src: Path, data: Path, out: Path, cache: Path, stop: bool = False) -> di
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **({"stopped_after_step_200": True} if stop else {})}
 
 
+def table(results: dict) -> str:
+    """The results as the README's table: peak RSS and time to the first step, first run, from the cache, before."""
+    def cell(r: dict | None, key: str, unit: str) -> str:
+        return "–" if not r or r.get(key) is None else f"{r[key]:,.1f}{unit}" if unit == " s" else f"{r[key] / 1024:.2f} GB"
+
+    lines = ["| lines | file | peak RSS: first run / from cache / before | first step: first run / from cache / before | wall: first run / from cache / before |",
+             "|---|---:|---:|---:|---:|"]
+    for name, row in results["cases"].items():
+        runs = [row.get("first_run"), row.get("from_cache"), row.get("before")]
+        rss = " / ".join(cell(r, "peak_rss_mb", "") for r in runs)
+        first = " / ".join(cell(r, "first_step_s", " s") for r in runs)
+        wall = " / ".join(cell(r, "wall_s", " s") for r in runs)
+        stopped = " (to step 200)" if (row.get("first_run") or {}).get("stopped_after_step_200") else ""
+        lines.append(f"| {name} | {row['file_mb']:,.0f} MB | {rss} | {first} | {wall}{stopped} |")
+    m = results["machine"]
+    lines.append(f"\n`{results['command']}`, one thread, {m['cpus']} cores at {m['gflops_fp32_matmul']} GFLOP/s "
+                 f"(float32 matmul; load average {m['load_average_1min']} beside other work). `benchmarks/data_scale.py`.")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lines", type=int, nargs="+", default=[300_000, 3_000_000, 10_000_000])
@@ -130,6 +150,7 @@ def main() -> None:
                 row.update({k: earlier[k] for k in ("before", "before_src") if k in earlier}, before_measured=earlier["measured"])
             subprocess.run(["rm", "-rf", str(cache), str(tmp / "before-cache"), str(tmp / "run")], check=True)
             row["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            row["gflops_fp32_matmul"], row["load_average_1min"] = gflops, round(os.getloadavg()[0], 2)  # each case's machine
             results["cases"][name] = row
             print(name, json.dumps(row), flush=True)
             data.unlink()
@@ -138,7 +159,9 @@ def main() -> None:
     results["command"] = "makemore " + " ".join(TRAIN[:1] + ["--data", "F"] + TRAIN[1:])
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.with_suffix(".md").write_text(table(results))
     print(json.dumps(results, indent=2))
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import random
 from importlib import resources
-from collections.abc import Set
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from . import seen
 from .checkpoint import CONFIG, RunDir, damaged, run_dataset, run_vocabulary
 from .config import MAX_PARAMS, SampleConfig, check_path, check_text, check_texts
 from .constraints import Constraints, NotEnough, as_text_path, chunk_size
@@ -38,18 +36,20 @@ class Run:
         self.model = build(self.config["model"], self.model_config)
         self.dir.load_weights(self.model)
         self.model.to(pick_device(device)).eval()
-        self._training_items: Set[str] | None = None
+        self._training_items: set[str] | None = None
 
     @property
     def path(self) -> Path:
         return self.dir.path
 
-    def training_items(self) -> Set[str]:
+    def training_items(self) -> "set[str] | seen.Seen":
         """Every item of the run's data file (all splits): what `novel` samples must avoid. A large
         file's items are kept as sorted hashes over its mapped tokens (seen.py), not as strings."""
         if self._training_items is None:
             source = self.config["data"]["source"]
             advice = f"put the original file back at {source}, or sample without --novel"
+            from . import seen  # noqa: PLC0415 - the hook of issue 21, kept to this method
+
             self._training_items = seen.of_dataset(run_dataset(self.config, advice=advice))
         return self._training_items
 
