@@ -1,5 +1,6 @@
 
 import os
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ import torch
 # other processes compete for this machine's two cores (OpenMP threads spin-waiting on each other).
 torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"  # and training in these tests keeps to it (device.cpu_threads)
+# a data file past prepare.CACHE_FROM_BYTES is prepared into the cache: the tests' own, not the user's
+os.environ["MAKEMORE_CACHE"] = tempfile.mkdtemp(prefix="makemore-test-cache-")
 
 from makemore.data import resolve_data
 

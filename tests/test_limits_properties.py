@@ -108,9 +108,7 @@ def test_the_largest_config_training_can_write_fits_the_bound(tmp_path):
     items = ["".join(alphabet[i : i + 1000]) for i in range(0, MAX_CHARS, 1000)]
     item_labels = [labels[i % MAX_LABELS] for i in range(len(items))]
     vocab = Vocabulary.from_items(items, labels)
-    splits = split_items(list(zip(items, item_labels)))
-    data = Dataset(Path("/" + "d" * 4000), items, vocab, {s: [i for i, _ in part] for s, part in splits.items()}, MAX_SEED,
-                   item_labels, {s: [label for _, label in part] for s, part in splits.items()})
+    data = Dataset.from_items(Path("/" + "d" * 4000), items, vocab, MAX_SEED, item_labels)
     config = run_config("mlp", ModelConfig(vocab_size=len(vocab), max_len=MAX_ITEM_LENGTH), TrainConfig(), data,
                         str(data.path), 10**9)
     written = (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8")  # as checkpoint.write_json does

@@ -41,12 +41,15 @@ class Run:
     def path(self) -> Path:
         return self.dir.path
 
-    def training_items(self) -> set[str]:
-        """Every item of the run's data file (all splits): what `novel` samples must avoid."""
+    def training_items(self) -> "set[str] | seen.Seen":
+        """Every item of the run's data file (all splits): what `novel` samples must avoid. A large
+        file's items are kept as sorted hashes over its mapped tokens (seen.py), not as strings."""
         if self._training_items is None:
             source = self.config["data"]["source"]
             advice = f"put the original file back at {source}, or sample without --novel"
-            self._training_items = set(run_dataset(self.config, advice=advice).items)
+            from . import seen  # noqa: PLC0415 - the hook of issue 21, kept to this method
+
+            self._training_items = seen.of_dataset(run_dataset(self.config, advice=advice))
         return self._training_items
 
     @property

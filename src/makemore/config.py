@@ -23,7 +23,7 @@ from .errors import MakemoreError
 
 SPLIT_NAMES = ("train", "val", "test")  # the 80/10/10 parts of the data, in that order
 DEFAULT_SPLIT_SEED = 42  # the seeds' random.seed(42) before shuffling the words
-DEFAULT_ITEM_LENGTH = 1000  # default --max-item-length: every item of a split is padded to the longest one
+DEFAULT_ITEM_LENGTH = 1000  # default --max-item-length: a batch is padded to its longest item
 DEFAULT_INTERVAL = 100  # steps between diagnostics records: keeps their cost small (benchmarks/diagnostics_overhead.py)
 
 # ---- limits ----------------------------------------------------------------------------------------
@@ -47,6 +47,11 @@ MAX_ORDER = 32  # an n-gram's n: past the longest items' length more context cha
 MAX_JSON_BYTES = 16 << 20  # config.json, summary.json
 MAX_RECORDS_BYTES = 1 << 30  # metrics.jsonl (about 200 bytes an evaluation), diagnostics.jsonl
 MAX_HEADER_BYTES = 16 << 20  # the JSON header of a .safetensors file (a few kB for any model here)
+# Data files are read in blocks and stored as flat tokens (prepare.py). One past CACHE_FROM_BYTES is
+# tokenized once into the cache ($MAKEMORE_CACHE, else ~/.cache/makemore) and memory-mapped after; a
+# smaller one is read whole each time (names.txt, 228 kB, in 0.1 s).
+READ_BLOCK_BYTES = 16 << 20  # bytes of a data file decoded and encoded at once: bounds the Python strings held
+CACHE_FROM_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)

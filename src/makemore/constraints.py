@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from . import seen
 from .config import OptionError, SampleConfig
 from .data import Vocabulary, decode, read_bytes
 from .errors import LONGEST, DataError, MakemoreError
@@ -63,7 +64,7 @@ class NotEnough(MakemoreError):
                          "ask for fewer, loosen the constraints or raise --temperature")
 
 
-def read_exclude(path: str) -> frozenset[str]:
+def read_exclude(path: str) -> "frozenset[str] | seen.Seen":
     """The items of an exclude file, read as data files are (stripped lines; blank ones dropped). An
     empty file excludes nothing."""
     try:
@@ -73,7 +74,7 @@ def read_exclude(path: str) -> frozenset[str]:
     except DataError as e:
         problem = str(e)
         raise OptionError(lambda show: f"{show('exclude')}: {problem}") from None
-    return frozenset(line.strip() for line in text.split("\n")) - {""}
+    return seen.of_lines([item for item in (line.strip() for line in text.split("\n")) if item])  # a large file: hashes
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Constraints:
         wanted.check(vocab, model_max_len)
         exclude = read_exclude(config.exclude) if config.exclude is not None else frozenset()
         if config.novel:
-            exclude = exclude | frozenset(training_items())
+            exclude = exclude | training_items()  # a set, or seen.py's hashes of a large file's items
         return replace(wanted, exclude=exclude)
 
     def longest(self, model_max_len: int) -> int:

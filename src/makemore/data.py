@@ -1,10 +1,11 @@
-"""Lines -> Vocabulary -> seeded split -> packed tensors.
+"""Lines -> Vocabulary -> seeded split; items packed into padded tensors.
 
 Every item is framed by the boundary token (index 0, shown as "."): the input of an item
-"emma" is [., e, m, m, a] and its targets are [e, m, m, a, .]. A split is packed once into
-two (items, longest + 1) integer tensors; padding is the boundary in the inputs and -1 (ignored
-by the loss) in the targets, so a batch is a row gather and the loss counts each predicted
-character, end boundary included, exactly once.
+"emma" is [., e, m, m, a] and its targets are [e, m, m, a, .]. Items packed together (`pack`)
+are two (items, longest + 1) integer tensors; padding is the boundary in the inputs and -1
+(ignored by the loss) in the targets, so the loss counts each predicted character, end boundary
+included, exactly once. A data file's splits are not packed whole: they are stored as one flat
+token array (prepare.py, tokens.py, dataset.py) and cut into batches of this layout one at a time.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import os
 import random
 import stat
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 
@@ -286,6 +286,17 @@ class Packed:
         """Predicted characters (end boundaries included)."""
         return int((self.y != IGNORE).sum())
 
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Predicted characters of each item."""
+        return (self.y != IGNORE).sum(1)
+
+    def take(self, rows: torch.Tensor) -> "Packed":
+        """The items `rows`, without the columns that are padding in every one of them."""
+        T = int(self.lengths[rows].max())
+        rows = rows.to(self.x.device)
+        return Packed(self.x[rows, :T], self.y[rows, :T])
+
     def __len__(self) -> int:
         return self.x.shape[0]
 
@@ -324,80 +335,6 @@ def windows(packed: Packed, block_size: int) -> tuple[torch.Tensor, torch.Tensor
     ctx = padded.unfold(1, block_size, 1)  # (items, length, block_size)
     keep = packed.y != IGNORE
     return ctx[keep].contiguous(), packed.y[keep]
-
-
-@dataclass
-class Dataset:
-    """A data file read, fingerprinted, split and packed, with the vocabulary of all its items
-    (and, for labelled data, each item's label)."""
-
-    path: Path
-    items: list[str]
-    vocab: Vocabulary
-    splits: dict[str, list[str]]
-    split_seed: int
-    labels: list[str] | None = None  # each item's label, for labelled data
-    split_labels: dict[str, list[str]] | None = None
-    numbers: list[int] | None = None  # each item's line number in the file
-    _packed: dict = field(default_factory=dict, repr=False)  # (split, length) -> Packed: each split is packed once
-
-    @classmethod
-    def load(cls, spec: str | None, split_seed: int = DEFAULT_SPLIT_SEED, vocab: Vocabulary | None = None,
-             max_item_chars: int = DEFAULT_ITEM_LENGTH) -> "Dataset":
-        """The data of `spec`; with `vocab` (a run's), encoded with it, else with its own, checked
-        against the limits of config.py."""
-        path = resolve_data(spec)
-        numbered = read_lines(path, max_item_chars)
-        numbers = [n for n, _ in numbered]
-        items, labels = split_labels([line for _, line in numbered], numbers, path)
-        if vocab is None:
-            vocab = Vocabulary.from_items(items, labels)
-            check_vocabulary(vocab, path)
-        if labels is None:
-            return cls(path, items, vocab, split_items(items, split_seed), split_seed, numbers=numbers)
-        # the items and their labels shuffled together: the same permutation as the items alone
-        pairs = split_items(list(zip(items, labels)), split_seed)
-        splits = {s: [item for item, _ in part] for s, part in pairs.items()}
-        return cls(path, items, vocab, splits, split_seed, labels, {s: [label for _, label in part] for s, part in pairs.items()},
-                   numbers=numbers)
-
-    def note(self) -> str | None:
-        """One line about the data worth knowing before training on it, or None: items that hold
-        combining marks or joiners, which makemore models as characters of their own."""
-        numbers = self.numbers or list(range(1, len(self.items) + 1))
-        lines, marks = joined_lines(self.items, numbers)
-        if not lines:
-            return None
-        shown = ", ".join(f"U+{ord(ch):04X}" for ch in marks[:SHOWN_LINES]) + (", ..." if len(marks) > SHOWN_LINES else "")
-        nfc = [unicodedata.normalize("NFC", item) for item in self.items]
-        advice = ("samples may hold a mark or joiner where no real text has one" if joined_lines(nfc, numbers)[0] else
-                  "samples may split an accent from its letter; every one of them composes under Unicode NFC, so "
-                  "normalising the file to NFC keeps them whole")
-        return (f"{self.path}: combining marks or joiners ({shown}) in {len(lines):,} of {len(self.items):,} items "
-                f"({lines_named(lines)}); makemore models each code point as a character, so {advice}")
-
-    @property
-    def fingerprint(self) -> str:
-        """Of the lines as read: with labels, "item<TAB>label"."""
-        if self.labels is None:
-            return fingerprint(self.items)
-        return fingerprint([f"{item}{LABEL_SEPARATOR}{label}" for item, label in zip(self.items, self.labels)])
-
-    def label_counts(self, split: str = "train") -> dict[str, int]:
-        """How many items of `split` carry each label (the labels' prior, from the training split)."""
-        found = self.split_labels[split] if self.split_labels else []
-        return {label: found.count(label) for label in self.vocab.labels}
-
-    @property
-    def max_len(self) -> int:
-        return max(len(item) for item in self.items)
-
-    def packed(self, split: str, length: int | None = None) -> Packed:
-        """The split as tensors, packed on first use; callers move or index it, never change it in place."""
-        if (split, length) not in self._packed:
-            labels = self.split_labels[split] if self.split_labels else None
-            self._packed[split, length] = pack(self.vocab, self.splits[split], length, labels)
-        return self._packed[split, length]
 
 
 @dataclass
@@ -460,71 +397,8 @@ def pack_rows(packed: Packed) -> Rows:
     return Rows(x, y, p, s)
 
 
-# ---- training batches: a random row gather from a split packed once, no per-item Python -------
+# the flat token stream a split is stored in, its batches, and the Dataset built on them
+from .tokens import Batch, Batches, ItemBatches, RowBatches, Tokens, WindowBatches  # noqa: E402
+from .dataset import Dataset  # noqa: E402
 
-
-class Batch(NamedTuple):
-    x: torch.Tensor  # inputs: token ids, or contexts of token ids
-    y: torch.Tensor  # targets, IGNORE at padding
-
-
-class Batches:
-    """Random training batches: each call draws `batch_size` rows with `generator` and lays them out
-    (`take`, by the subclass). The rows are gathered from tensors made once, no per-item Python."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator, device):
-        self.x, self.y = x, y
-        self.batch_size, self.generator, self.device = batch_size, generator, device
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __call__(self):
-        return self.take(self.draw())
-
-    def draw(self) -> torch.Tensor:
-        """The indices of the next random batch (a distributed run takes each rank's share of them)."""
-        return torch.randint(0, len(self), (self.batch_size,), generator=self.generator)
-
-    def take(self, idx: torch.Tensor):
-        raise NotImplementedError
-
-
-class ItemBatches(Batches):
-    """Random whole items, one row each, trimmed to the longest item of the batch."""
-
-    def __init__(self, train: Packed, batch_size: int, generator: torch.Generator, device):
-        super().__init__(*self.place(train, device), batch_size, generator, device)
-        self.lengths = (train.y != IGNORE).sum(1)
-
-    def place(self, train: Packed, device) -> tuple[torch.Tensor, torch.Tensor]:
-        return train.x.to(device), train.y.to(device)
-
-    def take(self, idx: torch.Tensor) -> Batch:
-        """The batch of items `idx`, without the columns that are padding in every one of them."""
-        T = int(self.lengths[idx].max())
-        idx = idx.to(self.device)
-        return Batch(self.x[idx, :T], self.y[idx, :T])
-
-
-class RowBatches(ItemBatches):
-    """The same random items as ItemBatches, laid several to a row by pack_rows: less padding."""
-
-    def place(self, train: Packed, device):
-        return train.x, train.y  # rows are built on the CPU, then moved
-
-    def take(self, idx: torch.Tensor) -> Rows:
-        T = int(self.lengths[idx].max())
-        return pack_rows(Packed(self.x[idx, :T], self.y[idx, :T])).to(self.device)
-
-
-class WindowBatches(Batches):
-    """Random (context of `block_size` tokens, next character) pairs, as the seeds train the MLP:
-    the batch size counts characters, not items."""
-
-    def __init__(self, train: Packed, block_size: int, batch_size: int, generator: torch.Generator, device):
-        super().__init__(*(t.to(device) for t in windows(train, block_size)), batch_size, generator, device)
-
-    def take(self, idx: torch.Tensor) -> Batch:
-        idx = idx.to(self.device)
-        return Batch(self.x[idx], self.y[idx])
+__all__ = ["Batch", "Batches", "Dataset", "ItemBatches", "RowBatches", "Tokens", "WindowBatches"]

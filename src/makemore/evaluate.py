@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from . import deadline
 from .data import IGNORE, Packed
+from .tokens import Tokens
 
 
 @dataclass
@@ -42,45 +43,53 @@ class EvalResult:
 # the most logits one evaluation batch holds (64 MB of float32): a large vocabulary or long items
 # make batches of fewer items; names (2048 items of 16 positions over 27 tokens) never reach it
 EVAL_LOGITS = 1 << 24
+# ...and the most positions (items times the batch's longest): a model's hidden layers are wider
+# than its logits (the MLP's 200 units beside 27 tokens), so one long item among short ones would
+# otherwise pad hundreds of them to its length (benchmarks/data_scale.py: +100 % memory for one
+# item of 900 characters in 300K). Names (2048 x 16 = 32,768) never reach it either.
+EVAL_POSITIONS = 1 << 16
 
 
 @torch.inference_mode()
-def item_nll(model: torch.nn.Module, data: Packed, batch_items: int = 2048) -> torch.Tensor:
+def item_nll(model: torch.nn.Module, data: Packed | Tokens, batch_items: int = 2048) -> torch.Tensor:
     """Summed NLL of each item (all its characters and its end boundary), in eval mode, in the
-    order of `data`. Items go through the model shortest first, so each batch is trimmed to its
-    own longest item: a random batch of 2048 names is mostly padding beyond the typical length.
-    A batch holds at most EVAL_LOGITS logits (one item, at the least)."""
+    order of `data`. Items go through the model shortest first, a chunk at a time, each chunk
+    gathered (`take`) and padded to its own longest item: a split is never padded whole, and a
+    random batch of 2048 names would be mostly padding beyond the typical length. A batch holds
+    at most EVAL_LOGITS logits and EVAL_POSITIONS positions (one item, at the least)."""
     was_training = model.training
     model.eval()
     try:
-        lengths = (data.y != IGNORE).sum(1)
+        lengths = data.lengths
         order = torch.argsort(lengths, stable=True)
-        out = torch.empty(len(data), dtype=torch.float64, device=data.y.device)
-        sizes = torch.arange(1, batch_items + 1, device=lengths.device) * model.config.vocab_size
+        out = torch.empty(len(data), dtype=torch.float64, device=lengths.device)
+        counts = torch.arange(1, batch_items + 1, device=lengths.device)
+        sizes = counts * model.config.vocab_size
         i = 0
         while i < len(data):
             deadline.check()
-            # the most items from i on whose batch, k items as long as the k-th, holds few enough logits
+            # the most items from i on whose batch, k items as long as the k-th, holds few enough logits and positions
             ahead = lengths[order[i : i + batch_items]]
-            rows = order[i : i + max(1, int((sizes[: len(ahead)] * ahead <= EVAL_LOGITS).sum()))]
-            T = int(lengths[rows[-1]])
-            x, y = data.x[rows, :T], data.y[rows, :T]
+            fits = (sizes[: len(ahead)] * ahead <= EVAL_LOGITS) & (counts[: len(ahead)] * ahead <= EVAL_POSITIONS)
+            rows = order[i : i + max(1, int(fits.sum()))]
+            batch = data.take(rows)
+            x, y = batch.x, batch.y
             logits = model(x)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE, reduction="none")
-            out[rows] = loss.view(y.shape).sum(1).double()
+            out[rows.to(out.device)] = loss.view(y.shape).sum(1).double().to(out.device)
             i += len(rows)
         return out
     finally:
         model.train(was_training)
 
 
-def evaluate(model: torch.nn.Module, data: Packed, split: str = "val", labels: list[str] | None = None) -> EvalResult:
+def evaluate(model: torch.nn.Module, data: Packed | Tokens, split: str = "val", labels: list[str] | None = None) -> EvalResult:
     """Mean NLL per predicted character over all of `data`; with `labels` (each item's), also over
     each label's items (for a labelled model, each item's NLL given its label)."""
     nll = item_nll(model, data)
     result = EvalResult.from_total(split, float(nll.sum()), data.chars, len(data))
     if labels is not None:
-        chars = (data.y != IGNORE).sum(1)
+        chars = data.lengths.to(nll.device)
         result.by_label = {}
         for label in sorted(set(labels)):
             mine = torch.tensor([item_label == label for item_label in labels], device=nll.device)

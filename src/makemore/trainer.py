@@ -91,9 +91,9 @@ def run_config(name: str, config: ModelConfig, tc: TrainConfig, data: Dataset, s
         "data": {
             "source": source,
             "fingerprint": data.fingerprint,
-            "items": len(data.items),
+            "items": data.n_items,
             "split_seed": data.split_seed,
-            "split": {s: {"items": len(data.splits[s]), "chars": data.packed(s).chars} for s in SPLIT_NAMES},
+            "split": {s: {"items": data.split_size(s), "chars": data.packed(s).chars} for s in SPLIT_NAMES},
             "label_counts": data.label_counts("train"),  # the labels' prior: their frequencies in the training split
         },
     }

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from ..data import IGNORE, Batch, ItemBatches, Packed
+from ..data import IGNORE, Batch, ItemBatches, Tokens
 
 
 class CharModel(nn.Module):
@@ -59,7 +59,7 @@ class CharModel(nn.Module):
     # batch is whole items, one padded row each; a model that learns better or faster from
     # another layout (windows, several items to a row) overrides both, in its own file.
 
-    def batches(self, train: Packed, batch_size: int, generator: torch.Generator, device) -> Callable[[], Batch]:
+    def batches(self, train: Tokens, batch_size: int, generator: torch.Generator, device) -> Callable[[], Batch]:
         """A function returning a random training batch each call, drawn with `generator`; its
         `draw()` gives the next batch's row indices and `take(idx)` the batch of those rows, for a
         distributed run, where each process trains on its share of the rows (data.ItemBatches)."""

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..data import IGNORE, Packed
+from ..tokens import Tokens, item_chunks
 from .base import CharModel, ModelConfig
 
 
@@ -18,11 +19,13 @@ class Bigram(CharModel):
         self.register_buffer("counts", torch.zeros(V, V))
 
     @torch.no_grad()
-    def fit(self, train: Packed, val: Packed | None = None) -> None:
+    def fit(self, train: Packed | Tokens, val: Packed | Tokens | None = None) -> None:
         V = self.config.vocab_size
-        keep = train.y != IGNORE
-        pairs = train.x[keep] * V + train.y[keep]
-        self.counts.copy_(torch.bincount(pairs, minlength=V * V).view(V, V).to(self.counts))
+        counts = torch.zeros(V * V, dtype=torch.long, device=self.counts.device)
+        for part in item_chunks(train):  # a chunk of items at a time: no table of the whole split
+            keep = part.y != IGNORE
+            counts += torch.bincount((part.x[keep] * V + part.y[keep]).to(counts.device), minlength=V * V)
+        self.counts.copy_(counts.view(V, V).to(self.counts))
 
     def log_probs(self) -> torch.Tensor:
         smoothed = self.counts + self.config.smoothing

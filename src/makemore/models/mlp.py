@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import BOUNDARY, Packed, WindowBatches
+from ..data import BOUNDARY, Tokens, WindowBatches
 from .base import CharModel, ModelConfig, next_token_loss
 
 TANH_GAIN = 5 / 3
@@ -50,7 +50,7 @@ class MLP(CharModel):
         return self.forward_windows(ctx.reshape(B * T, k)).view(B, T, -1)
 
     # trained as in the seeds: on random (context, next character) windows, not whole items
-    def batches(self, train: Packed, batch_size, generator, device):
+    def batches(self, train: Tokens, batch_size, generator, device):
         return WindowBatches(train, self.config.block_size, batch_size, generator, device)
 
     def loss(self, batch):

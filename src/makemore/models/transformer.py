@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Packed, RowBatches
+from ..data import RowBatches, Tokens
 from ..errors import MakemoreError
 from .base import CharModel, ModelConfig, next_token_loss
 
@@ -119,7 +119,7 @@ class Transformer(CharModel):
 
     # trained on several items per row, kept apart by the attention mask: the same loss as one
     # padded row per item, with far less padding computed
-    def batches(self, train: Packed, batch_size, generator, device):
+    def batches(self, train: Tokens, batch_size, generator, device):
         return RowBatches(train, batch_size, generator, device)
 
     def loss(self, batch):
