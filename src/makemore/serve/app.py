@@ -177,7 +177,7 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
 
     @app.get("/api/health", summary="Is the server up, and which models does it serve")
     async def health():
-        return {"status": "ok", "version": __version__, "models": models.names(), "limits": limits.shown()}
+        return {"status": "ok", "version": __version__, "models": models.names()}
 
     @app.get("/api/limits", summary="What one request may ask for, and whether and how much this server trains")
     async def shown_limits():

@@ -74,7 +74,8 @@ class TrainRequest(BaseModel):
     name: str = Field(description="the new model's name in /api/models, and its run directory's under --runs: "
                                   "letters, digits, '-', '_' and '.', up to 64")
     model: str | None = Field(None, description="the model to train (default: makemore train's default)")
-    time_budget: float = Field(120.0, description="seconds of training, at most the server's limit (see /api/limits)")
+    time_budget: float | None = Field(None, description="seconds of training (default 120, or the server's limit if lower: "
+                                                         "see /api/limits)")
     labels: list[str] | None = Field(None, description="each item's label, aligned with items (a labelled model)")
 
 

@@ -33,6 +33,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DATA_FILE = "items.txt"  # the list, inside its run directory: config.json's data source
 ENDED = ("done", "failed", "cancelled")
 STEP_EVERY = 0.5  # seconds between the step events a job keeps (every evaluation is kept)
+DEFAULT_BUDGET = 120.0  # seconds a job trains when it asks for no time budget (or the server's limit, if lower)
 KEPT_JOBS = 100  # ended jobs remembered, oldest forgotten first
 
 
@@ -138,9 +139,10 @@ class Jobs:
             raise ApiError(422, f"name {req.name[:80]!r} cannot name a model: use 1 to 64 letters, digits, '-', '_' "
                                 "and '.', starting with a letter or digit")
         check_model(req.model)
-        if not (0 < req.time_budget <= self.limits.train_seconds):
+        budget = min(DEFAULT_BUDGET, self.limits.train_seconds) if req.time_budget is None else req.time_budget
+        if not (0 < budget <= self.limits.train_seconds):
             raise ApiError(422, f"time_budget must be above 0 and at most {self.limits.train_seconds:g} seconds, "
-                                f"this server's limit (got {req.time_budget:g})")
+                                f"this server's limit (got {budget:g})")
         lines = check_list(req, self.limits)
         with self.lock:
             if self.closing:
@@ -152,7 +154,7 @@ class Jobs:
             busy = {j.name for j in self.queue} | ({self.current.name} if self.current else set())
             if taken(req.name) or req.name in busy or (self.runs_dir / req.name).exists() or (self.runs_dir / req.name).is_symlink():
                 raise ApiError(409, f"a model named {req.name!r} already exists (or is being trained); choose another name")
-            job = Job(secrets.token_hex(8), req.name, req.model, req.time_budget, lines)
+            job = Job(secrets.token_hex(8), req.name, req.model, budget, lines)
             self.jobs[job.id] = job
             self.queue.append(job)
             self.forget_old()
