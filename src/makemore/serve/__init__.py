@@ -121,6 +121,7 @@ def serve(paths: list[str], host: str = "127.0.0.1", port: int = 8000, device: s
     if runs_dir is not None and not limits.training:
         say(f"makemore: training from the page is off, as the server listens on {address}; pass --allow-training to allow it")
     app = create_app(runs, limits, AllowedHosts.of(host, address, allowed_hosts), runs_dir=runs_dir)
-    where = f"; the page trains new models into {Path(runs_dir).resolve()}" if limits.training else ""
-    print(f"makemore: serving {', '.join(runs)} at {url(sock)}{where}  (Ctrl-C stops)", flush=True)
+    if limits.training:
+        say(f"makemore: models trained from the page go to {Path(runs_dir).resolve()}")
+    print(f"makemore: serving {', '.join(runs)} at {url(sock)}  (Ctrl-C stops)", flush=True)
     server(app, limits, log_level).run(sockets=[sock])
