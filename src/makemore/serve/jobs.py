@@ -132,7 +132,10 @@ class Jobs:
 
     def submit(self, req: TrainRequest, taken) -> Job:
         """Check the request and queue its job; `taken(name)` says whether a served model has that name."""
-        if not self.limits.training or self.runs_dir is None:
+        if self.runs_dir is None:
+            raise ApiError(403, "this server has no --runs directory to train into, so it does not train; "
+                                "start it with --runs DIR (and, beyond this machine, --allow-training)")
+        if not self.limits.training:
             raise ApiError(403, "training from the page is off on this server (it listens beyond this machine); "
                                 "start it with --allow-training to allow it")
         if not NAME.fullmatch(req.name):
