@@ -251,3 +251,16 @@ def test_the_runs_in_the_runs_directory_are_served_at_startup(served, tmp_path):
     assert any("unstarted" in line and "no model" in line for line in lines)
     again = serve_runs([str(runs / "mine")], runs, device="cpu", log=lines.append)
     assert list(again) == ["mine"]  # a RUN argument inside --runs is served once
+
+
+def test_a_folder_that_appears_while_the_job_waits_is_left_alone(served, tmp_path):
+    runs = tmp_path / "runs"
+    with client_of(served, runs) as client:
+        first = start(client, model="mlp", time_budget=2)
+        wait(client, first, ("running",))
+        second = client.post("/api/train", json={"items": NAMES, "name": "later", "model": "bigram"}).json()["job"]
+        (runs / "later").mkdir()
+        (runs / "later" / "items.txt").write_text("the user's own\n")
+        view = wait(client, second)
+        assert view["state"] == "failed" and "appeared" in view["error"]
+    assert (runs / "later" / "items.txt").read_text() == "the user's own\n"

@@ -246,6 +246,14 @@ class Jobs:
         job.run_dir = str(run_dir)
         try:
             run_dir.mkdir(parents=True)
+        except OSError as e:  # a folder of that name appeared since the job was queued, or DIR is not writable
+            with self.lock:
+                job.state, job.lines = "failed", None
+                job.error = (f"{run_dir} appeared while the job waited; train it again under another name"
+                             if isinstance(e, FileExistsError) else f"cannot make {run_dir} ({e.strerror or e}); check --runs")
+                self.note(job, "failed")
+            return
+        try:
             atomic_write(data, ("\n".join(job.lines) + "\n").encode("utf-8"))
             job.lines = None
             train(data=str(data), model=job.model, out=run_dir, quiet=True, log=lambda line: self.hear_line(job, line),
