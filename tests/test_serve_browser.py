@@ -351,6 +351,7 @@ def test_train_on_a_pasted_list_then_generate_from_it(training_page, tmp_path):
     expect(page.locator("#train-status")).to_contain_text("Training pasted: step", timeout=30_000)
     expect(page.locator("#stop-btn")).to_be_enabled()
     expect(page.locator("#train-chart svg polyline")).to_have_count(2, timeout=30_000)  # the curve, as it grows
+    expect(page.locator("#train-samples")).to_contain_text("it makes:")
     shots = os.environ.get("MAKEMORE_TRAIN_SCREENSHOTS")
     if shots:
         page.locator("#train").screenshot(path=Path(shots) / "train-during.png")

@@ -86,6 +86,8 @@ def test_events_stream_the_job_from_queued_to_done(served, tmp_path):
     assert len(curve) >= 2 and all(e["val_nll"] is not None for e in curve)
     assert [e["step"] for e in curve] == sorted(e["step"] for e in curve)
     assert events[-1]["model"] == "mine" and events[-1]["state"] == "done"
+    samples = [e for e in events if e["event"] == "samples"]
+    assert samples and all(len(e["items"]) == 6 and all(isinstance(t, str) for t in e["items"]) for e in samples)
 
 
 def test_a_closed_form_model_trains_without_a_budget(served, tmp_path):

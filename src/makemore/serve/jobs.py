@@ -34,7 +34,9 @@ DATA_FILE = "items.txt"  # the list, inside its run directory: config.json's dat
 ENDED = ("done", "failed", "cancelled")
 STEP_EVERY = 0.5  # seconds between the step events a job keeps (every evaluation is kept)
 DEFAULT_BUDGET = 120.0  # seconds a job trains when it asks for no time budget (or the server's limit, if lower)
-KEPT_JOBS = 100  # ended jobs remembered, oldest forgotten first
+KEPT_JOBS = 100
+SAMPLES = 6  # items drawn from the best model at each evaluation, for the page
+SAMPLES_COST = 0.2  # seconds: past this, a job draws no more of them  # ended jobs remembered, oldest forgotten first
 
 
 def check_list(req: TrainRequest, limits: Limits) -> list[str]:
@@ -105,6 +107,7 @@ class Job:
     run_dir: str | None = None
     events: list[dict] = field(default_factory=list, repr=False)
     stop_asked: bool = False
+    sample_seconds: float = 0.0  # what drawing the last samples took
     last_step_event: float = 0.0
 
     def view(self, position: int | None = None) -> dict:
@@ -286,6 +289,12 @@ class Jobs:
         """An event of the training: the job's figures, kept for its stream; a stop asked for, passed on."""
         if job.stop_asked:
             event.stop()
+        if event.kind == "checkpointed":
+            items = self.samples(job)
+            if items:
+                with self.lock:
+                    self.note(job, "samples", items=items)
+            return
         with self.lock:
             job.step = event.step
             if event.kind == "started":
@@ -305,6 +314,19 @@ class Jobs:
                 self.note(job, "finished", nll=final, interrupted=event.interrupted)
             elif event.kind in ("fitted", "diverged"):
                 self.note(job, event.kind)
+
+    def samples(self, job: Job) -> list[str] | None:
+        """A few items from the best model so far, while that is cheap: the page shows them at each
+        evaluation. Once drawing them takes longer than SAMPLES_COST, the job draws no more."""
+        if job.sample_seconds > SAMPLES_COST:
+            return None
+        began = time.perf_counter()
+        try:
+            items = load(job.run_dir, device="cpu").sample(SAMPLES, seed=0)
+        except Exception:  # noqa: BLE001 - a nicety: the training goes on without it
+            items = None
+        job.sample_seconds = time.perf_counter() - began
+        return items
 
     def hear_line(self, job: Job, line: str) -> None:
         with self.lock:
