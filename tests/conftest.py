@@ -101,14 +101,15 @@ def count_calls(monkeypatch):
 
 
 @contextmanager
-def real_server(runs, limits=None):
+def real_server(runs, limits=None, runs_dir=None):
     """makemore serve's own server (serve.server: uvicorn with its head timer) over a socket on a
-    free 127.0.0.1 port, in a thread; yields the socket. Needs the serve extra."""
+    free 127.0.0.1 port, in a thread; yields the socket. With `runs_dir`, it trains lists posted
+    to it there. Needs the serve extra."""
     from makemore.serve import Limits, create_app, listen, server
 
     limits = limits or Limits()
     sock = listen("127.0.0.1", 0)
-    uv = server(create_app(runs, limits), limits, log_level="warning")
+    uv = server(create_app(dict(runs), limits, runs_dir=runs_dir), limits, log_level="warning")
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     for _ in range(1000):

@@ -4,6 +4,7 @@ Drives the system's Chromium (Debian's `chromium` package; `.ci/run` installs it
 with Playwright's pip package; it never downloads a browser. Skips, saying why, without them.
 
     MAKEMORE_SCREENSHOT=docs/img/serve.png    also save the page as a PNG (the README's picture)
+    MAKEMORE_TRAIN_SCREENSHOTS=docs/img       also save the training panel, during and after (train-*.png)
     MAKEMORE_SERVE_RUN=runs/lstm              serve this run instead of a tiny one trained here
     MAKEMORE_CHROMIUM=/path/to/chromium       the browser, if it is not `chromium` on the PATH
 """
@@ -317,3 +318,58 @@ def test_characters_beyond_the_basic_plane_count_as_one_as_the_api_counts_them(p
     page.fill("#text", "  " + text + " ")
     page.click("#score-btn")
     expect(page.locator("#totals")).to_contain_text(f"“{text}”: NLL {s.nll:.3f}")
+
+
+@pytest.fixture
+def training_page(browser, runs, tmp_path):
+    """The page of a server that trains lists posted to it into tmp_path/runs."""
+    with real_server(runs, runs_dir=tmp_path / "runs") as sock:
+        context = browser.new_context(viewport={"width": 1200, "height": 1400})
+        page = context.new_page()
+        problems = []
+        refused = "Failed to load resource: the server responded with a status of 422"  # the bad list's, on purpose
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" and not m.text.startswith(refused) else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(url(sock))
+        expect(page.locator("#card-facts")).to_contain_text("parameters")
+        yield page
+        assert problems == []
+        context.close()
+
+
+def test_train_on_a_pasted_list_then_generate_from_it(training_page, tmp_path):
+    """Paste 300 names, start a short training, watch the curve grow, and generate from the new model."""
+    page = training_page
+    names = resolve_data("names").read_text(encoding="utf-8").splitlines()[:300]
+    expect(page.locator("#train-status")).to_contain_text("Up to")
+    page.fill("#train-items", "\n".join(names))
+    expect(page.locator("#train-count")).to_have_text("300 items")
+    page.fill("#train-name", "pasted")
+    page.select_option("#train-model", "mlp")
+    page.fill("#train-seconds", "6")
+    page.click("#train-btn")
+    expect(page.locator("#train-status")).to_contain_text("Training pasted: step", timeout=30_000)
+    expect(page.locator("#stop-btn")).to_be_enabled()
+    expect(page.locator("#train-chart svg polyline")).to_have_count(2, timeout=30_000)  # the curve, as it grows
+    expect(page.locator("#train-samples")).to_contain_text("it makes:")
+    shots = os.environ.get("MAKEMORE_TRAIN_SCREENSHOTS")
+    if shots:
+        page.locator("#train").screenshot(path=Path(shots) / "train-during.png")
+    expect(page.locator("#train-status")).to_contain_text("Done: pasted", timeout=60_000)
+    assert page.locator("#model").input_value() == "pasted"  # the new model, selected
+    expect(page.locator("#card-facts")).to_contain_text("300 items")
+    if shots:
+        page.locator("#train").screenshot(path=Path(shots) / "train-after.png")
+    generate(page, 5, seed=3)
+    shown = page.locator("#results li .item").all_inner_texts()
+    assert shown == makemore.load(tmp_path / "runs" / "pasted", device="cpu").sample(5, seed=3, novel=True, unique=True)
+
+
+def test_a_bad_list_on_the_page_is_one_line(training_page, tmp_path):
+    page = training_page
+    page.fill("#train-items", "emma\nolivia")
+    page.fill("#train-name", "short")
+    page.click("#train-btn")
+    expect(page.locator("#train-status")).to_have_text("the list has 2 items; a train/val/test split needs at least 10")
+    expect(page.locator("#train-status")).to_have_class(re.compile("error"))
+    assert not (tmp_path / "runs").exists()

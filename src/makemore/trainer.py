@@ -140,7 +140,7 @@ def train(
     run = RunDir(out or Path("runs") / name)
     with ranks_of(dev) as ranks, ExitStack() as held:
         check_batch(tc, ranks)
-        ranks.on_main(lambda: run.check_new(force))  # rank 0 alone looks at and writes the run directory
+        ranks.on_main(lambda: run.check_new(force, dataset.path))  # rank 0 alone looks at and writes the run directory
         note = dataset.note()
         if note and ranks.main:
             log(f"makemore: note: {note}")
@@ -158,7 +158,7 @@ def train(
             if not run.file(LOCK).exists():
                 made.insert(0, run.file(LOCK))
             held.enter_context(run.lock())
-            run.check_new(force)  # again, holding the lock: another process may have started here meanwhile
+            run.check_new(force, dataset.path)  # again, holding the lock: another process may have started here meanwhile
             ours = True
             run.create(run_config(name, config, tc, dataset, data_source(data, dataset), net.num_params()))
 

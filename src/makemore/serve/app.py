@@ -3,13 +3,17 @@ as one JSON line each."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from ..api import Run
@@ -17,10 +21,12 @@ from ..constraints import NotEnough
 from ..deadline import TimeLimit, time_limit
 from ..errors import MakemoreError, too_long
 from ..explain import explain_many
+from ..models import DEFAULT_MODEL, REGISTRY
 from ..version import __version__
-from .bodies import ApiError, SampleRequest, ScoreRequest, error, validation_error
+from .bodies import ApiError, SampleRequest, ScoreRequest, TrainRequest, error, validation_error
 from .cards import card
 from .hosts import LOCAL, AllowedHosts, HostCheck
+from .jobs import Jobs
 from .limits import Limits
 from .transport import BodyLimit
 
@@ -32,24 +38,39 @@ class Models:
     def __init__(self, runs: dict[str, Run], limits: Limits):
         if not runs:
             raise MakemoreError("makemore serve needs at least one run directory")
-        self.runs, self.limits = runs, limits
-        self.cards = {name: card(name, run) for name, run in runs.items()}
-        self.novel_error = {}  # runs whose training data cannot be read cannot check novelty
+        self.limits = limits
+        self.lock = threading.Lock()  # runs are added while requests read them (a job's model, when it is trained)
+        self.runs, self.cards, self.novel_error = {}, {}, {}  # novel_error: runs whose data cannot be read cannot check novelty
         for name, run in runs.items():
-            try:
-                run.training_items()
-            except MakemoreError:  # the data file is gone or changed
-                self.novel_error[name] = (f"model {name!r} cannot check novelty: the data it was trained on "
-                                          f"({self.cards[name]['data']['source']}) is missing or has changed; ask without novel")
+            self.add(name, run)
         self.workers = anyio.CapacityLimiter(limits.workers)
         self.big_lane = anyio.CapacityLimiter(max(1, limits.workers - 1))
 
+    def add(self, name: str, run: Run) -> str:
+        """Serve `run` as `name` from now on (a new name); returns the name."""
+        made = card(name, run)
+        try:
+            run.training_items()
+            novel_error = None
+        except MakemoreError:  # the data file is gone or changed
+            novel_error = (f"model {name!r} cannot check novelty: the data it was trained on "
+                           f"({made['data']['source']}) is missing or has changed; ask without novel")
+        with self.lock:
+            self.runs, self.cards = {**self.runs, name: run}, {**self.cards, name: made}  # new dicts: readers hold the old
+            if novel_error:
+                self.novel_error = {**self.novel_error, name: novel_error}
+        return name
+
+    def names(self) -> list[str]:
+        return list(self.runs)
+
     def pick(self, name: str | None) -> tuple[str, Run]:
+        runs = self.runs
         if name is None:
-            name = next(iter(self.runs))
-        if name not in self.runs:  # a key into the loaded runs, never a path
-            raise ApiError(422, f"unknown model {name!r}; choose one of: {', '.join(self.runs)}")
-        return name, self.runs[name]
+            name = next(iter(runs))
+        if name not in runs:  # a key into the loaded runs, never a path
+            raise ApiError(422, f"unknown model {name!r}; choose one of: {', '.join(runs)}")
+        return name, runs[name]
 
     async def infer(self, fn, draws: int = 0):
         """fn() on a worker thread, within the time limit (which starts when a worker takes it, not
@@ -129,15 +150,25 @@ class Models:
         return {"model": name, "scores": out}
 
 
-def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHosts = LOCAL) -> FastAPI:
+def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHosts = LOCAL,
+               runs_dir: str | Path | None = None) -> FastAPI:
     """The app over already loaded runs, keyed by the names requests use, answering requests
-    addressed to `hosts` (default: this machine's loopback names)."""
+    addressed to `hosts` (default: this machine's loopback names). With `runs_dir`, lists posted to
+    /api/train are trained into run directories there (when limits.training) and served once trained."""
     models = Models(runs, limits)
+    jobs = Jobs(Path(runs_dir) if runs_dir is not None else None, limits, models.add)
     page = resources.files("makemore").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        await anyio.to_thread.run_sync(jobs.close)  # a running job stops after its step, its run directory whole
+
     app = FastAPI(title="makemore", version=__version__, docs_url=None, redoc_url=None,
-                  openapi_url="/api/openapi.json",
-                  description="Generate and score items with makemore's character-level models.")
-    app.add_middleware(BodyLimit, limit=limits.max_body, seconds=limits.read_timeout)
+                  openapi_url="/api/openapi.json", lifespan=lifespan,
+                  description="Generate and score items with makemore's character-level models, and train new ones.")
+    app.state.jobs = jobs
+    app.add_middleware(BodyLimit, limit=limits.body_limit, seconds=limits.read_timeout)
     app.add_middleware(HostCheck, hosts=hosts)  # added last, so it runs first: before the body is read
     add_error_handlers(app)
 
@@ -147,11 +178,16 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
 
     @app.get("/api/health", summary="Is the server up, and which models does it serve")
     async def health():
-        return {"status": "ok", "version": __version__, "models": list(runs)}
+        return {"status": "ok", "version": __version__, "models": models.names()}
+
+    @app.get("/api/limits", summary="What one request may ask for, and whether and how much this server trains")
+    async def shown_limits():
+        return {**limits.shown(), "train_models": list(REGISTRY), "train_default": DEFAULT_MODEL}
 
     @app.get("/api/models", summary="Every model with its card: data, size, NLL and loss curve")
     async def cards():
-        return JSONResponse({"models": [{**c, "novel": name not in models.novel_error} for name, c in models.cards.items()]})
+        novel_error = models.novel_error
+        return JSONResponse({"models": [{**c, "novel": name not in novel_error} for name, c in models.cards.items()]})
 
     @app.post("/api/sample", summary="Generate items, each with its NLL per character")
     async def sample(req: SampleRequest):
@@ -160,6 +196,37 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
     @app.post("/api/score", summary="NLL of each item and, per character, how surprised the model was")
     async def score(req: ScoreRequest):
         return JSONResponse(await models.score(req))
+
+    @app.post("/api/train", status_code=202, summary="Train a new model on a list; answers the job's id at once")
+    async def train(req: TrainRequest):
+        job = jobs.submit(req, lambda name: name in models.runs)
+        return JSONResponse({"job": job.id, **jobs.view(job)}, status_code=202)
+
+    @app.get("/api/jobs/{job_id}", summary="A training job: its state, step, seconds, NLLs and, once trained, its model")
+    async def job(job_id: str):
+        return jobs.view(jobs.get(job_id))
+
+    @app.delete("/api/jobs/{job_id}", summary="Stop a job: a queued one is cancelled, a running one keeps its best model")
+    async def stop(job_id: str):
+        return jobs.view(jobs.stop(job_id))
+
+    @app.get("/api/jobs/{job_id}/events", summary="A job's events as server-sent events, from its start until it ends",
+             response_class=StreamingResponse)
+    async def job_events(job_id: str):
+        job = jobs.get(job_id)
+
+        async def stream():
+            sent, ended = 0, False
+            while not ended:
+                batch, ended = jobs.events_since(job, sent)
+                for event in batch:
+                    yield f"event: {event['event']}\ndata: {json.dumps(event)}\n\n"
+                sent += len(batch)
+                if not ended:  # the job's end is noted with its last event, under one lock: none is missed
+                    await anyio.sleep(0.2)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
     return app
 

@@ -67,6 +67,18 @@ class ScoreRequest(BaseModel):
     top: int = Field(5, description="alternatives per position (1 to 10)")
 
 
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", protected_namespaces=())
+
+    items: list[str] = Field(description="the list to learn from, one item each (or item<TAB>label lines)")
+    name: str = Field(description="the new model's name in /api/models, and its run directory's under --runs: "
+                                  "letters, digits, '-', '_' and '.', up to 64")
+    model: str | None = Field(None, description="the model to train (default: makemore train's default)")
+    time_budget: float | None = Field(None, description="seconds of training (default 120, or the server's limit if lower: "
+                                                         "see /api/limits)")
+    labels: list[str] | None = Field(None, description="each item's label, aligned with items (a labelled model)")
+
+
 def validation_error(errors) -> JSONResponse:
     """FastAPI's validation errors in our shape: the first problem, on one line."""
     first = errors[0] if errors else {"type": "", "loc": (), "msg": "invalid request"}

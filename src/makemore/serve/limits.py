@@ -32,3 +32,22 @@ class Limits:
     # connection's opening or its previous response), and again its body. A connection that
     # stalls is answered 408 and closed, so half-sent requests cannot hold connections open.
     read_timeout: float = 10.0
+    # Training from the page (POST /api/train). serve() turns it off on a server that listens
+    # beyond this machine, unless started with --allow-training: a job costs minutes of CPU.
+    training: bool = True
+    train_items: int = 100_000  # items one list may hold
+    train_bytes: int = 4 * 1024 * 1024  # bytes of a training request's body (the list, as JSON)
+    train_seconds: float = 600.0  # the longest time budget a job may ask for
+    queued_jobs: int = 4  # jobs waiting behind the one training; past it a request is refused (409)
+    # Threads the training job's PyTorch uses; one leaves the other cores to the inference workers.
+    train_threads: int = 1
+
+    def body_limit(self, path: str) -> int:
+        """Bytes a request to `path` may send: a list to train on may be larger than other requests."""
+        return self.train_bytes if path == "/api/train" and self.training else self.max_body
+
+    def shown(self) -> dict:
+        """What the page and /api/limits show."""
+        return {"n": self.max_n, "texts": self.max_texts, "body_bytes": self.max_body, "seconds": self.time_limit,
+                "training": self.training, "train_items": self.train_items, "train_bytes": self.train_bytes,
+                "train_seconds": self.train_seconds, "queued_jobs": self.queued_jobs}

@@ -20,15 +20,17 @@ class BodyLimit:
     before the app sees it (whether it says its length or streams it in chunks), and one that
     has not all arrived within `seconds` a 408, and the connection is closed."""
 
-    def __init__(self, app, limit: int, seconds: float):
-        self.app, self.limit, self.seconds = app, limit, seconds
+    def __init__(self, app, limit, seconds: float):
+        self.app, self.seconds = app, seconds
+        self.limit_of = limit if callable(limit) else (lambda path: limit)  # bytes for a request's path
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.limit_of(scope.get("path", ""))
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await self.too_large(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await self.too_large(scope, receive, send, limit)
         chunks, size, more = [], 0, True
         with anyio.move_on_after(self.seconds):
             while more:
@@ -37,8 +39,8 @@ class BodyLimit:
                     return
                 chunk = message.get("body", b"")
                 size += len(chunk)
-                if size > self.limit:
-                    return await self.too_large(scope, receive, send)
+                if size > limit:
+                    return await self.too_large(scope, receive, send, limit)
                 chunks.append(chunk)
                 more = message.get("more_body", False)
         if more:
@@ -55,8 +57,8 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def too_large(self, scope, receive, send):
-        await closing(error(413, f"the request body is over {self.limit:,} bytes; send fewer or shorter items"))(scope, receive, send)
+    async def too_large(self, scope, receive, send, limit: int):
+        await closing(error(413, f"the request body is over {limit:,} bytes; send fewer or shorter items"))(scope, receive, send)
 
 
 def closing(response: JSONResponse) -> JSONResponse:

@@ -133,13 +133,15 @@ class RunDir:
             pid = ""
         return f"pid {pid}" if pid.isdigit() else "pid unknown"
 
-    def check_new(self, force: bool) -> None:
-        """Refuse to start a run over an existing one unless `force`; never over a folder of other things."""
+    def check_new(self, force: bool, data: Path | None = None) -> None:
+        """Refuse to start a run over an existing one unless `force`; never over a folder of other
+        things. A folder holding only the run's own `data` file is new: the page's runs keep their list inside."""
         if not self.path.exists() and not self.path.is_symlink():
             return
         if not self.path.is_dir():
             raise MakemoreError(f"{self.path} exists and is not a folder; choose another --out")
-        if not any(p.name != LOCK for p in self.path.iterdir()) or self.is_unstarted():
+        ours = {LOCK} | ({data.name} if data is not None and data.resolve().parent == self.path.resolve() else set())
+        if not any(p.name not in ours for p in self.path.iterdir()) or self.is_unstarted():
             return  # empty, or a run that never reached its first checkpoint
         if not self.exists():
             raise MakemoreError(f"{self.path} exists and is not a makemore run directory; refusing to write into it, choose another --out")
