@@ -25,7 +25,7 @@ from .data import BUILTIN, DEFAULT_DATA, SPLIT_NAMES, Dataset
 from .device import pick_device
 from .distributed import Ranks, ranks_of
 from .errors import MakemoreError, RunError, WriteFailed
-from .models import DEFAULT_MODEL, REGISTRY, build, get_spec, model_options, why_not
+from .models import AUTO, DEFAULT_MODEL, REGISTRY, build, get_spec, model_options, why_not
 from .training.loop import TrainResult, train_into
 from .training.update import learning_rate, make_optimizer  # noqa: F401 - lrfind's and the benchmarks' way in
 from .version import __version__
@@ -130,7 +130,16 @@ def train(
     check_path("out", out)
     check_common(device, quiet, log, on_event)
     check_flag("force", force)
-    dataset = load_data(data, options)
+    if model == AUTO:  # not a registry model: it trains registry models (auto.py)
+        from .auto import train_auto
+
+        return train_auto(data, out, device, force, quiet, log, on_event, **options)
+    return train_on(load_data(data, options), data, model, out, device, force, quiet, log, on_event, **options)
+
+
+def train_on(dataset: Dataset, data: str | None, model: str | None, out, device: str, force: bool, quiet: bool, log,
+             on_event, **options) -> TrainResult:
+    """`train` on data already read and split (`dataset`, from `data`), its arguments checked."""
     name, config, tc = resolve_configs(model, dataset, options)
     if tc.tensorboard:
         tensorboard.require()

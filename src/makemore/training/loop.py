@@ -42,6 +42,7 @@ class TrainResult:
     seconds: float
     final: dict[str, EvalResult]
     interrupted: bool = False
+    choice: dict | None = None  # --model auto's: the model it kept and why (config.json's "choice"["model"])
 
 
 def train_into(run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, ranks: Ranks, quiet: bool, log,
