@@ -35,7 +35,7 @@ from models import NAMES, machine_gflops  # noqa: E402  (benchmarks/models.py)
 import makemore  # noqa: E402
 
 RESULTS = HERE / "results" / "auto.json"
-FAMILIES = ("mlp", "lstm", "gru", "transformer")
+FAMILIES = ("mlp", "lstm", "gru")  # transformer (--families) never came first at these budgets in a first run
 SIZES = (300, 3_000, 30_000)
 
 
