@@ -94,6 +94,8 @@ def rule_text() -> str:
 
 
 def train_auto(data, out, device, force, quiet, log, on_event, **options) -> TrainResult:
+    """`makemore.train(model="auto", ...)`, its arguments checked (trainer.train): the n-gram into
+    a folder beside `out`, then the planned neural model into another, the better renamed to `out`."""
     from .trainer import load_data, train_on
 
     check_options(options)
@@ -172,17 +174,18 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
 
 
 def why(chosen: str, candidates: dict, planned: str | None, trained: str | None) -> str:
-    ngram = f"val NLL {candidates['ngram']['val_nll']:.4f}"
+    """One line: the model kept, its val NLL and what it was measured against."""
+    ngram = candidates["ngram"]["val_nll"]
     if chosen != "ngram":
-        return f"kept {chosen}: val NLL {candidates[chosen]['val_nll']:.4f}, below the ngram's {ngram[8:]}"
-    kept = f"kept the ngram (order {candidates['ngram']['order']}): {ngram}"
+        return f"kept {chosen}: val NLL {candidates[chosen]['val_nll']:.4f}, below the ngram's {ngram:.4f}"
+    kept = f"kept the ngram (order {candidates['ngram']['order']}): val NLL {ngram:.4f}"
     if trained in candidates:
         return f"{kept}; {trained}'s {candidates[trained]['val_nll']:.4f} is no better"
     if trained:
         return f"{kept}; {trained} stopped before it had a model"
     if planned:
         return f"{kept}; the budget left no time for {planned}"
-    return f"{kept}; the budget is too small for a neural model to beat it"
+    return f"{kept}; the budget is too small for a neural model to beat it (the rule)"
 
 
 def install(folder: Path, out: Path, work: Path) -> None:

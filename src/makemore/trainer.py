@@ -117,6 +117,8 @@ def train(
     **options,
 ) -> TrainResult:
     """Train a model on a file of lines (or a built-in dataset) into the run directory `out`.
+    `model="auto"`: the ngram, then a neural model picked for the data and the budget, the one of
+    lower val NLL kept (auto.py; it takes only the options in auto.AUTO_OPTIONS).
 
     `options` are ModelConfig options (n_embd=64, batchnorm=True, ...) and TrainConfig options
     (max_steps=1000, lr=0.1, split_seed=42, ...); unset ones take the model's registry defaults.
