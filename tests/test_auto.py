@@ -8,8 +8,9 @@ import pytest
 
 import makemore
 from makemore import auto
-from makemore.config import OptionError
+from makemore.config import MODEL_OPTIONS, TRAIN_OPTIONS, OptionError
 from makemore.errors import MakemoreError
+from makemore.models import get_spec, why_not
 
 QUIET = {"quiet": True, "log": lambda msg: None}
 
@@ -185,3 +186,20 @@ def test_the_rule(chars, seconds, steps, family):
     figures = {"items": 100, "chars": chars, "vocab": 26, "longest": 10, "labels": 0, "time_budget": seconds,
                "max_steps": steps}
     assert auto.plan(figures) == family
+
+
+@pytest.mark.parametrize("name", [n for n in (*MODEL_OPTIONS, *TRAIN_OPTIONS) if n not in auto.AUTO_OPTIONS])
+def test_every_other_option_is_refused_by_name(name, tmp_path):
+    with pytest.raises(OptionError, match="--model auto picks the model") as e:
+        makemore.train(model="auto", out=tmp_path / "run", **{name: 1}, **QUIET)
+    assert name in str(e.value) and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", auto.AUTO_OPTIONS)
+def test_what_auto_takes_applies_to_every_model_it_passes_it_to(name):
+    families = {auto.plan({"chars": chars, "time_budget": seconds, "max_steps": None})
+                for chars in (1_000, 10**6) for seconds in (10.0, 60.0, 1e4)} - {None}
+    receivers = [*families, *(["ngram"] if name in auto.FOR_EVERY_RUN else [])]
+    for model in receivers:
+        spec = get_spec(model)
+        assert why_not(name, model, spec.config, spec.train) is None, (name, model)
