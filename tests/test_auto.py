@@ -95,7 +95,7 @@ def test_a_kept_ngram_resumes_as_an_ngram_run_does(small_data, tmp_path, weak_ne
 
 
 def test_it_keeps_to_the_time_budget_the_ngram_included(small_data, tmp_path):
-    budget, final = 6.0, []  # above what the rule asks for 300 names (5.8 s)
+    budget, final = 6.0, []
 
     def hear(event):  # when the last run's final evaluation began: after the budget, as for any --time-budget run
         if event.kind == "started":
@@ -107,7 +107,7 @@ def test_it_keeps_to_the_time_budget_the_ngram_included(small_data, tmp_path):
     result = makemore.train(data=str(small_data), model="auto", out=tmp_path / "run", time_budget=budget, on_event=hear,
                             **QUIET)
     assert result.choice["trained"] and result.choice["figures"]["time_budget"] == budget
-    assert final[0] - began <= budget * 1.05 + 0.2
+    assert final[0] - began <= budget * 1.05 + 0.3
 
 
 def test_too_small_a_budget_keeps_the_ngram_alone(small_data, tmp_path):
@@ -178,9 +178,9 @@ def test_models_and_help_mention_auto(run_cli):
 
 
 @pytest.mark.parametrize("chars, seconds, steps, family", [
-    (2_000, 10.0, None, "gru"), (20_000, 10.0, None, None), (20_000, 60.0, None, "gru"), (180_000, 10.0, None, None),
-    (180_000, 90.0, None, "gru"), (180_000, 600.0, None, "lstm"), (180_000, None, 10_000, "lstm"),
-    (180_000, 600.0, 1_000, "gru"), (2_000, 2.0, None, None), (2_000, None, 50, None), (2_000, None, 100, "gru"),
+    (2_000, 10.0, None, "gru"), (20_000, 5.0, None, None), (20_000, 10.0, None, "gru"), (180_000, 10.0, None, None),
+    (180_000, 60.0, None, "gru"), (180_000, 600.0, None, "lstm"), (180_000, None, 10_000, "lstm"),
+    (180_000, 600.0, 1_000, "gru"), (2_000, 2.0, None, None), (2_000, None, 20, None), (2_000, None, 40, "gru"),
 ])
 def test_the_rule(chars, seconds, steps, family):
     figures = {"items": 100, "chars": chars, "vocab": 26, "longest": 10, "labels": 0, "time_budget": seconds,
