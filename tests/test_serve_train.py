@@ -266,3 +266,18 @@ def test_a_folder_that_appears_while_the_job_waits_is_left_alone(served, tmp_pat
         view = wait(client, second)
         assert view["state"] == "failed" and "appeared" in view["error"]
     assert (runs / "later" / "items.txt").read_text() == "the user's own\n"
+
+
+def test_the_page_trains_auto_by_default(served, tmp_path):
+    """auto is the page's default (/api/limits) and trains like any model: the ngram at once, a neural
+    model kept only if it does better, into an ordinary run the page then serves."""
+    runs = tmp_path / "runs"
+    with client_of(served, runs) as client:
+        limits = client.get("/api/limits").json()
+        assert limits["train_default"] == "auto" and limits["train_models"][0] == "auto"
+        view = wait(client, start(client, model="auto", time_budget=4))
+        assert view["state"] == "done" and view["error"] is None, view["error"]
+        assert client.post("/api/sample", json={"model": "mine", "n": 3, "seed": 1}).status_code == 200
+    config = json.loads((runs / "mine" / "config.json").read_text())
+    assert config["model"] in makemore.models.REGISTRY and "model" in config["choice"]
+    assert (runs / "mine" / "items.txt").exists() and [p.name for p in runs.iterdir()] == ["mine"]

@@ -25,7 +25,7 @@ from .data import BUILTIN, DEFAULT_DATA, SPLIT_NAMES, Dataset
 from .device import pick_device
 from .distributed import Ranks, ranks_of
 from .errors import MakemoreError, RunError, WriteFailed
-from .models import DEFAULT_MODEL, REGISTRY, build, get_spec, model_options, why_not
+from .models import AUTO, DEFAULT_MODEL, REGISTRY, build, get_spec, model_options, why_not
 from .training.loop import TrainResult, train_into
 from .training.update import learning_rate, make_optimizer  # noqa: F401 - lrfind's and the benchmarks' way in
 from .version import __version__
@@ -117,6 +117,8 @@ def train(
     **options,
 ) -> TrainResult:
     """Train a model on a file of lines (or a built-in dataset) into the run directory `out`.
+    `model="auto"`: the ngram, then a neural model picked for the data and the budget, the one of
+    lower val NLL kept (auto.py; it takes only the options in auto.AUTO_OPTIONS).
 
     `options` are ModelConfig options (n_embd=64, batchnorm=True, ...) and TrainConfig options
     (max_steps=1000, lr=0.1, split_seed=42, ...); unset ones take the model's registry defaults.
@@ -130,7 +132,16 @@ def train(
     check_path("out", out)
     check_common(device, quiet, log, on_event)
     check_flag("force", force)
-    dataset = load_data(data, options)
+    if model == AUTO:  # not a registry model: it trains registry models (auto.py)
+        from .auto import train_auto
+
+        return train_auto(data, out, device, force, quiet, log, on_event, **options)
+    return train_on(load_data(data, options), data, model, out, device, force, quiet, log, on_event, **options)
+
+
+def train_on(dataset: Dataset, data: str | None, model: str | None, out, device: str, force: bool, quiet: bool, log,
+             on_event, **options) -> TrainResult:
+    """`train` on data already read and split (`dataset`, from `data`), its arguments checked."""
     name, config, tc = resolve_configs(model, dataset, options)
     if tc.tensorboard:
         tensorboard.require()

@@ -12,7 +12,7 @@ def add_parser(commands):
 
 
 def run(args) -> int:
-    from ..models import DEFAULT_MODEL, REGISTRY, default_params, model_options, why_not
+    from ..models import AUTO, DEFAULT_MODEL, REGISTRY, default_params, model_options, why_not
 
     # "train": the training options that apply to the model run with its defaults (models.why_not)
     rows = [{"name": name, "default": name == DEFAULT_MODEL, "description": spec.description, "reference": spec.reference, "params": default_params(name),
@@ -26,6 +26,8 @@ def run(args) -> int:
         for r in rows:
             name = r["name"] + (" *" if r["default"] else "")
             print(f"{name:{width}s}  {r['params']:>9,d} params  {r['description']} [{r['reference']}]")
-        print(f"* the default (--model {DEFAULT_MODEL}), tuned on 32,033 names. On a short list (a few thousand items) or "
-              "a budget of a minute or two, a smaller model often does better: try --model mlp, and compare val NLL")
+        print(f"{AUTO:{width}s}  {'':>9s}         the ngram first, then a neural model picked for the data and the budget "
+              "(--time-budget, or --max-steps; default 60 s), kept only if its val NLL is lower")
+        print(f"* the default (--model {DEFAULT_MODEL}), tuned on 32,033 names and 16,000 steps. On a short list (a few "
+              "thousand items) or a budget of a minute or two, another model often does better: --model auto picks one")
     return 0

@@ -16,7 +16,9 @@ def add_parser(commands):
     p.add_argument("--data", help="text file, one item per line (item<TAB>label on every line for labelled data), or a "
                                   "built-in dataset (default: names). An item is a sequence of Unicode code points: an "
                                   "accent written apart from its letter, or an emoji joined by U+200D, is several")
-    p.add_argument("--model", help="model name (see `makemore models`)")
+    p.add_argument("--model", help="model name (see `makemore models`), or auto: the ngram, then a neural model picked "
+                                   "for the data and the budget (--time-budget, --max-steps; default 60 s), kept if its val "
+                                   "NLL is lower")
     p.add_argument("--out", help="run directory (default: runs/MODEL)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
     p.add_argument("--force", action="store_true", help="replace an existing run directory (only the files makemore wrote)")
@@ -58,6 +60,8 @@ def run(args) -> int:
         return status
     print(f"run: {result.run_dir}  ({result.steps} steps, {result.seconds:.1f} s; final evaluation "
           f"{result.final_seconds:.1f} s)")
+    if result.choice:
+        print(f"auto {result.choice['why']} (config.json's \"choice\" says why)")
     for split, r in result.final.items():
         print(f"{split:5s} nll {r.nll:.4f}  bits/char {r.bits_per_char:.4f}  perplexity {r.perplexity:.3f}  ({r.chars} chars)")
     if args.samples:

@@ -119,11 +119,12 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 DEFAULT_MODEL = "lstm"  # best test NLL in benchmarks/results/models.md within 10 minutes of CPU
+AUTO = "auto"  # not a model of the registry: the ngram, then a neural model chosen for the data and budget (auto.py)
 
 
 def get_spec(name: str) -> ModelSpec:
     if name not in REGISTRY:
-        raise MakemoreError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)} (see `makemore models`)")
+        raise MakemoreError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}, or {AUTO} (see `makemore models`)")
     return REGISTRY[name]
 
 
@@ -189,5 +190,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["default_params", "REGISTRY", "DEFAULT_MODEL", "ModelSpec", "ModelConfig", "CharModel", "applies_to", "build",
+__all__ = ["default_params", "REGISTRY", "AUTO", "DEFAULT_MODEL", "ModelSpec", "ModelConfig", "CharModel", "applies_to", "build",
            "get_spec", "model_options", "why_not"]

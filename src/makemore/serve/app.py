@@ -21,7 +21,7 @@ from ..constraints import NotEnough
 from ..deadline import TimeLimit, time_limit
 from ..errors import MakemoreError, too_long
 from ..explain import explain_many
-from ..models import DEFAULT_MODEL, REGISTRY
+from ..models import AUTO, REGISTRY
 from ..version import __version__
 from .bodies import ApiError, SampleRequest, ScoreRequest, TrainRequest, error, validation_error
 from .cards import card
@@ -182,7 +182,8 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
 
     @app.get("/api/limits", summary="What one request may ask for, and whether and how much this server trains")
     async def shown_limits():
-        return {**limits.shown(), "train_models": list(REGISTRY), "train_default": DEFAULT_MODEL}
+        # the page's default is auto: the ngram at once, a neural model only where it does better
+        return {**limits.shown(), "train_models": [AUTO, *REGISTRY], "train_default": AUTO}
 
     @app.get("/api/models", summary="Every model with its card: data, size, NLL and loss curve")
     async def cards():

@@ -23,7 +23,7 @@ from ..api import load
 from ..config import DEFAULT_ITEM_LENGTH
 from ..data import BOM, LABEL_SEPARATOR, MIN_ITEMS, Vocabulary, check_vocabulary, split_labels
 from ..errors import MakemoreError
-from ..models import REGISTRY, get_spec
+from ..models import AUTO, REGISTRY, get_spec
 from ..store import LOCK, MODEL, RunDir
 from ..store.files import atomic_write
 from .bodies import ApiError, TrainRequest
@@ -77,8 +77,8 @@ def check_list(req: TrainRequest, limits: Limits) -> list[str]:
 
 
 def check_model(name: str | None) -> None:
-    """A model `makemore train` knows (None: its default)."""
-    if name is not None:
+    """A model `makemore train` knows, or auto (None: its default)."""
+    if name is not None and name != AUTO:
         get_spec(name)
 
 

@@ -43,6 +43,7 @@ class TrainResult:
     final: dict[str, EvalResult]
     interrupted: bool = False
     final_seconds: float = 0.0  # the final evaluation's, after the training seconds
+    choice: dict | None = None  # --model auto's: the model it kept and why (config.json's "choice"["model"])
 
 
 def train_into(run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, ranks: Ranks, quiet: bool, log,
