@@ -350,3 +350,11 @@ def test_classify_names_an_item_it_cannot_classify_and_classifies_the_rest(run_c
     status, out, err = run_cli("classify", "kendall", "Zoë", "taylor")
     assert status == 1 and [line.split("\t")[0] for line in out.splitlines()] == ["kendall", "taylor"]
     assert "cannot classify 'Zoë'" in err and "'Z', 'ë'" in err and err.count("\n") == 2  # the bundled model's note, then this
+
+
+def test_sample_s_seed_help_is_its_own_not_train_s(run_cli, capsys):
+    """sample's --seed shares a name with train's, not where train's applies ("every model but bigram")."""
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--seed N same seed, same items (default: random) --temperature" in shown

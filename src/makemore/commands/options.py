@@ -13,7 +13,8 @@ UNSET = "an option not given takes the model's default (see `makemore models --j
 def add_options(p: argparse.ArgumentParser, options: dict) -> None:
     """A flag per declared option (config.py); unset flags stay None, so the model's defaults apply."""
     for name, opt in options.items():
-        text = opt.spec.help + applies_shown(name) + default_shown(name, opt.default)
+        declared = opt is TRAIN_OPTIONS.get(name) or opt is MODEL_OPTIONS.get(name)  # not sample's --seed, say
+        text = opt.spec.help + (applies_shown(name) if declared else "") + default_shown(name, opt.default)
         flags = [opt.spec.short] if opt.spec.short else [flag(name)]
         if opt.kind is bool:
             p.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=text)
