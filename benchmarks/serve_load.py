@@ -65,11 +65,11 @@ def ensure_run(path: Path | None, seconds: float, workdir: Path) -> Path:
     return out
 
 
-def start_server(run: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """`makemore serve RUN --port 0` in its own process; returns it and the URL it printed. Its
+def start_server(serve_args: list[str], log: Path, who: str = "serve_load") -> tuple[subprocess.Popen, str]:
+    """`makemore serve SERVE_ARGS --port 0` in its own process; returns it and the URL it printed. Its
     output goes to a file: uvicorn writes a line per request, which would fill an unread pipe."""
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "makemore", "serve", str(run), "--port", "0", "--device", "cpu"],
+        proc = subprocess.Popen([sys.executable, "-m", "makemore", "serve", *serve_args, "--port", "0", "--device", "cpu"],
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
     for _ in range(600):  # "makemore: serving NAME at http://127.0.0.1:PORT/  (Ctrl-C stops)"
         for line in log.read_text().splitlines():
@@ -79,7 +79,19 @@ def start_server(run: Path, log: Path) -> tuple[subprocess.Popen, str]:
             break
         time.sleep(0.1)
     proc.kill()
-    sys.exit(f"serve_load: the server did not start: {log.read_text().strip()[-500:]}")
+    sys.exit(f"{who}: the server did not start: {log.read_text().strip()[-500:]}")
+
+
+def machine(gflops: float, busy: float) -> dict:
+    """What the figures were measured on: they move with the machine's speed and its other work."""
+    return {"cpus": os.cpu_count(), "gflops_fp32_matmul": gflops, "load_average_1min_before": round(busy, 2),
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+def write_result(result: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -162,7 +174,7 @@ def main() -> None:
             url = args.url.rstrip("/") + "/"
         else:
             run = ensure_run(args.run, args.train_seconds, Path(tmp))
-            proc, url = start_server(run, Path(tmp) / "server.log")
+            proc, url = start_server([str(run)], Path(tmp) / "server.log")
         try:
             card = next(c for c in httpx.get(url + "api/models", timeout=30).json()["models"] if args.model in (None, c["name"]))
             served = {k: card[k] for k in ("name", "model", "params", "steps", "nll")}
@@ -179,12 +191,9 @@ def main() -> None:
         "mix": f"{1 - args.score_share:.0%} POST /api/sample n=10, {args.score_share:.0%} POST /api/score of one name with its explanation",
         **figures,
         "server": {"workers": Limits().workers, "torch_threads_per_worker": 1} if proc is not None else "given by --url",
-        "machine": {"cpus": os.cpu_count(), "gflops_fp32_matmul": gflops, "load_average_1min_before": round(busy, 2),
-                    "python": platform.python_version(), "torch": torch.__version__},
+        "machine": machine(gflops, busy),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,7 @@ whatever else it is running.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,29 +23,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
-import torch
 
 from makemore.data import resolve_data
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "serve_training.json"
 sys.path.insert(0, str(HERE))
-from serve_load import summary  # noqa: E402  (benchmarks/serve_load.py)
-
-
-def start_server(runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    with open(log, "w") as out:  # uvicorn writes a line per request, which would fill an unread pipe
-        proc = subprocess.Popen([sys.executable, "-m", "makemore", "serve", "--runs", str(runs), "--port", "0",
-                                 "--device", "cpu", "--train-seconds", "3600"], stdout=out, stderr=subprocess.STDOUT, text=True)
-    for _ in range(600):
-        for line in log.read_text().splitlines():
-            if line.startswith("makemore: serving ") and " at http" in line:
-                return proc, line.split(" at ")[1].split()[0]
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    sys.exit(f"serve_training: the server did not start: {log.read_text().strip()[-500:]}")
+from models import machine_gflops  # noqa: E402  (benchmarks/models.py)
+from serve_load import machine, start_server, summary, write_result  # noqa: E402  (benchmarks/serve_load.py)
 
 
 def sample_until(http: httpx.Client, done, seconds: float | None = None) -> list[float]:
@@ -71,9 +53,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     names = resolve_data("names").read_text(encoding="utf-8").split()[:args.items]
-    busy = os.getloadavg()[0]
+    gflops, busy = machine_gflops(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(Path(tmp) / "runs", Path(tmp) / "server.log")
+        proc, url = start_server(["--runs", str(Path(tmp) / "runs"), "--train-seconds", "3600"], Path(tmp) / "server.log",
+                                 "serve_training")
         try:
             with httpx.Client(base_url=url, timeout=60) as http:
                 sample_until(http, lambda: False, 2.0)  # warm up (not counted)
@@ -98,12 +81,9 @@ def main() -> None:
         "idle": summary(idle),
         "during_training": summary(during),
         "server": "makemore serve: 2 inference workers of 1 torch thread each; the job trains on 1 thread of its own",
-        "machine": {"cpus": os.cpu_count(), "load_average_1min_before": round(busy, 2),
-                    "python": platform.python_version(), "torch": torch.__version__},
+        "machine": machine(gflops, busy),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":
