@@ -34,9 +34,9 @@ DATA_FILE = "items.txt"  # the list, inside its run directory: config.json's dat
 ENDED = ("done", "failed", "cancelled")
 STEP_EVERY = 0.5  # seconds between the step events a job keeps (every evaluation is kept)
 DEFAULT_BUDGET = 120.0  # seconds a job trains when it asks for no time budget (or the server's limit, if lower)
-KEPT_JOBS = 100
+KEPT_JOBS = 100  # ended jobs remembered, oldest forgotten first
 SAMPLES = 6  # items drawn from the best model at each evaluation, for the page
-SAMPLES_COST = 0.2  # seconds: past this, a job draws no more of them  # ended jobs remembered, oldest forgotten first
+SAMPLES_COST = 0.2  # seconds: past this, a job draws no more of them
 
 
 def check_list(req: TrainRequest, limits: Limits) -> list[str]:
