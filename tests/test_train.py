@@ -300,3 +300,74 @@ def test_dropout_from_trains_its_first_steps_exactly_as_without_dropout_and_resu
     resumed = makemore.resume(tmp_path / "resumed", max_steps=40, **QUIET)
     s, r = load_file(late.run_dir / STATE), load_file(resumed.run_dir / STATE)
     assert all(torch.equal(s[k], r[k]) for k in s) and val(resumed) == val(late)
+
+
+# ---- past evaluate.SAMPLE_CHARS: checkpoints measure a seeded sample, the final val and test are whole ----
+
+
+def metrics_of(run) -> list[dict]:
+    return [json.loads(line) for line in (run / METRICS).read_text().splitlines()]
+
+
+def test_a_split_past_sample_chars_is_evaluated_on_a_fixed_seeded_sample(small_data, tmp_path, monkeypatch):
+    monkeypatch.setattr("makemore.evaluate.SAMPLE_CHARS", 150)  # the small list's 240 training items are ~1,700 chars
+    result = train_small(small_data, tmp_path / "run")
+    run = makemore.load(result.run_dir)
+    metrics = metrics_of(result.run_dir)
+    train, val = metrics[0]["sampled"]["train"], metrics[0]["sampled"]["val"]
+    assert all(m["sampled"] == metrics[0]["sampled"] for m in metrics)  # the same items at every checkpoint
+    assert train["of_items"] == 240 and 150 <= train["chars"] < 150 + 12 and train["items"] < 240
+    summary = json.loads((result.run_dir / SUMMARY).read_text())
+    kept = next(m for m in metrics if m["val_loss"] == min(m["val_loss"] for m in metrics))
+    # the train figure is the kept checkpoint's, over its recorded sample; val and test are every item's
+    assert summary["train"]["nll"] == kept["train_loss"] and summary["train"]["sample"] == train
+    assert summary["train"]["chars"] == train["chars"] and summary["val"]["chars"] == val["of_chars"]
+    assert "sample" not in summary["val"] and "sample" not in summary["test"]
+    for split in ("val", "test"):
+        assert summary[split]["nll"] == pytest.approx(run.evaluate(split).nll, abs=1e-12)
+    again = train_small(small_data, tmp_path / "again", seed=5)
+    assert metrics_of(again.run_dir)[0]["sampled"] == metrics[0]["sampled"]  # the split's sample, whatever the run
+
+
+def test_below_sample_chars_nothing_is_sampled(small_data, tmp_path):
+    result = train_small(small_data, tmp_path / "run")
+    assert all("sampled" not in m for m in metrics_of(result.run_dir))
+    summary = json.loads((result.run_dir / SUMMARY).read_text())
+    assert all("sample" not in summary[s] for s in ("train", "val", "test"))
+
+
+def test_a_stop_during_an_evaluation_ends_it_and_keeps_the_best_model(small_data, tmp_path, monkeypatch):
+    """event.stop() (the page's Stop) while a checkpoint evaluates stops it within a chunk, not after it;
+    an interrupted run's final figures are over the samples, so that it stops at once."""
+    monkeypatch.setattr("makemore.evaluate.SAMPLE_CHARS", 150)
+    heard = []
+
+    def on_event(event):
+        heard.append((event.kind, event.step))
+        if event.kind == "evaluating" and event.step == 40 and not event.final:
+            event.stop()
+
+    result = train_small(small_data, tmp_path / "run", max_steps=60, on_event=on_event)
+    assert result.interrupted and result.steps == 40
+    assert ("evaluated", 20) in heard and ("evaluated", 40) not in heard  # the evaluation at step 40 was cut short
+    assert [m["step"] for m in metrics_of(result.run_dir)] == [20]
+    summary = json.loads((result.run_dir / SUMMARY).read_text())
+    assert summary["interrupted"] and all("sample" in summary[s] for s in ("train", "val", "test"))
+    assert summary["val"]["nll"] == metrics_of(result.run_dir)[0]["val_loss"]  # the kept model's, on the same sample
+
+
+def test_a_time_budget_holds_its_last_evaluation(small_data, tmp_path, monkeypatch):
+    """Training stops early enough for the checkpoint after its last step to end within the budget:
+    with every evaluation taking 1 s, a budget of 3 s once ran past 4 s (the last one after it)."""
+    import makemore.training.recorder as recorder
+
+    original = recorder.evaluate
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)  # one per split: train and val, 1 s a checkpoint
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(recorder, "evaluate", slow)
+    result = makemore.train(data=str(small_data), out=tmp_path / "run", model="mlp", time_budget=3, batch_size=16, **QUIET)
+    summary = json.loads((result.run_dir / SUMMARY).read_text())
+    assert result.steps > 0 and summary["seconds"] < 3.5

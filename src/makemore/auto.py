@@ -177,7 +177,8 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
     if failure is not None:
         raise failure
     interrupted = bool(stopped) or any(c["interrupted"] for c in candidates.values())
-    final = {s: EvalResult(s, **{k: summary[s][k] for k in ("nll", "bits_per_char", "perplexity", "chars", "items")})
+    final = {s: EvalResult(s, **{k: summary[s][k] for k in ("nll", "bits_per_char", "perplexity", "chars", "items")},
+                           sample=summary[s].get("sample"))
              for s in SPLIT_NAMES}
     return TrainResult(out, summary["step"], time.perf_counter() - began, final, interrupted,
                        summary.get("final_evaluation_seconds", 0.0), choice)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import deadline
 from .data import IGNORE, Packed
-from .tokens import Tokens
+from .tokens import Tokens, as_tokens
 
 
 @dataclass
@@ -22,6 +23,7 @@ class EvalResult:
     chars: int
     items: int
     by_label: dict[str, "EvalResult"] | None = None  # labelled data: the same over each label's items
+    sample: dict | None = None  # over a seeded sample of the split (sample_split), not all of it: which
 
     @classmethod
     def from_total(cls, split: str, total_nll: float, chars: int, items: int) -> "EvalResult":
@@ -34,7 +36,9 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         """As JSON; `by_label` only for labelled data."""
-        out = {k: v for k, v in asdict(self).items() if k != "by_label"}
+        out = {k: v for k, v in asdict(self).items() if k not in ("by_label", "sample")}
+        if self.sample is not None:
+            out["sample"] = self.sample
         if self.by_label is not None:
             out["by_label"] = {label: part.to_dict() for label, part in self.by_label.items()}
         return out
@@ -48,6 +52,37 @@ EVAL_LOGITS = 1 << 24
 # otherwise pad hundreds of them to its length (benchmarks/data_scale.py: +100 % memory for one
 # item of 900 characters in 300K). Names (2048 x 16 = 32,768) never reach it either.
 EVAL_POSITIONS = 1 << 16
+
+
+# A split of more predicted characters than this is evaluated, between checkpoints, over a seeded
+# sample of its items of about this many (sample_split): an exact pass over 21M characters of a
+# 3M-line list took minutes per checkpoint, and a time budget could not hold. The lectures' names
+# (196,113 characters of train split) never reach it, so their figures are every item's.
+SAMPLE_CHARS = 1_000_000
+SAMPLE_SEED = 0  # the same items at every checkpoint, and in every run of the same split
+
+
+def sample_split(data: Packed | Tokens, most: int | None = None) -> tuple[Packed | Tokens, dict | None]:
+    """`data` itself when it holds at most `most` predicted characters (SAMPLE_CHARS), else a fixed
+    seeded sample of its items, in their order, of about that many, with what it is: its items and
+    characters, and those of the whole split."""
+    most = SAMPLE_CHARS if most is None else most
+    chars = data.chars
+    if chars <= most:
+        return data, None
+    tokens = as_tokens(data)
+    lengths = tokens.lengths_np
+    order = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(SAMPLE_SEED)).numpy()
+    count = int(np.searchsorted(np.cumsum(lengths[order]), most)) + 1  # the first items of the order reaching `most`
+    rows = np.sort(order[:count])
+    sample = tokens.subset(rows)
+    return sample, {"items": len(sample), "chars": sample.chars, "of_items": len(tokens), "of_chars": chars,
+                    "seed": SAMPLE_SEED, "rows": rows}
+
+
+def sample_note(sample: dict) -> dict:
+    """A sample's description as metrics.jsonl and summary.json record it (its rows aside)."""
+    return {k: v for k, v in sample.items() if k != "rows"}
 
 
 @torch.inference_mode()

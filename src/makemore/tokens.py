@@ -69,6 +69,10 @@ class Tokens:
         moved.device = torch.device(device)
         return moved
 
+    def subset(self, idx: np.ndarray) -> "Tokens":
+        """The items `idx` of this view, in that order, as a view of their own."""
+        return Tokens(self.tokens, self.offsets, self.file_rows(np.asarray(idx, dtype=np.int64)), self.starts, self.device)
+
     def file_rows(self, idx: np.ndarray) -> np.ndarray:
         return idx if self.rows is None else self.rows[idx]
 

@@ -63,7 +63,8 @@ def run(args) -> int:
     if result.choice:
         print(f"auto {result.choice['why']} (config.json's \"choice\" says why)")
     for split, r in result.final.items():
-        print(f"{split:5s} nll {r.nll:.4f}  bits/char {r.bits_per_char:.4f}  perplexity {r.perplexity:.3f}  ({r.chars} chars)")
+        over = f"{r.chars} chars" if r.sample is None else f"a seeded sample: {r.chars:,} of {r.sample['of_chars']:,} chars"
+        print(f"{split:5s} nll {r.nll:.4f}  bits/char {r.bits_per_char:.4f}  perplexity {r.perplexity:.3f}  ({over})")
     if args.samples:
         from ..api import load
 

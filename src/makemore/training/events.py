@@ -81,7 +81,8 @@ class Evaluating(Event):
 
 @dataclass
 class Evaluated(Event):
-    """The exact train and val NLL of the kept model: a line of metrics.jsonl (`record`)."""
+    """The exact train and val NLL of the kept model, each over the whole split or, past
+    evaluate.SAMPLE_CHARS, over its seeded sample (`sampled`): a line of metrics.jsonl (`record`)."""
     train_loss: float
     val_loss: float
     lr: float
@@ -89,11 +90,14 @@ class Evaluated(Event):
     elapsed: float
     train_seconds: float
     step_losses: torch.Tensor = field(repr=False)  # the loss of each step since the last evaluation, on the host
+    sampled: dict = field(default_factory=dict)  # split -> the seeded sample it was measured on (evaluate.sample_split)
     kind: ClassVar[str] = "evaluated"
 
     def record(self) -> dict:
+        """metrics.jsonl's line; a split measured on a sample says so ("sampled"), one measured whole says nothing."""
         return {"step": self.step, "train_loss": self.train_loss, "val_loss": self.val_loss, "lr": self.lr,
-                "chars_per_sec": self.chars_per_sec, "elapsed": self.elapsed, "train_seconds": self.train_seconds}
+                "chars_per_sec": self.chars_per_sec, "elapsed": self.elapsed, "train_seconds": self.train_seconds,
+                **({"sampled": self.sampled} if self.sampled else {})}
 
 
 @dataclass

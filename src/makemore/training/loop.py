@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .. import signals
+from .. import deadline, signals
 from ..store import MODEL, STATE, RunDir
 from ..config import TrainConfig
 from ..data import IGNORE, Dataset
@@ -22,7 +22,7 @@ from ..device import cpu_threads
 from ..diagnostics import DEFAULT_INTERVAL, Diagnostics
 from ..distributed import Ranks
 from ..errors import Diverged
-from ..evaluate import EvalResult
+from ..evaluate import EvalResult, sample_note, sample_split
 from ..models import CharModel
 from . import events as ev
 from . import state
@@ -77,7 +77,13 @@ class Training:
     def __init__(self, run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, ranks: Ranks):
         self.run, self.model, self.data, self.tc, self.ranks, self.device = run, model, data, tc, ranks, ranks.device
         main = ranks.main
-        self.eval_sets = {s: data.packed(s).to(self.device) for s in ("train", "val")} if main else {}
+        # what every checkpoint evaluates: each split whole, or past SAMPLE_CHARS a seeded sample of it
+        self.eval_sets, self.sampled = {}, {}
+        for split in ("train", "val") if main else ():
+            self.eval_sets[split], sample = sample_split(data.packed(split))
+            self.eval_sets[split] = self.eval_sets[split].to(self.device)
+            if sample is not None:
+                self.sampled[split] = sample
         self.progress = state.Progress(lr=tc.lr, finite=torch.ones((), dtype=torch.bool, device=self.device))
         watched = tc.diagnostics and main
         self.diagnostics = Diagnostics(model, run, tc.diagnostics_interval or DEFAULT_INTERVAL) if watched else None
@@ -164,14 +170,17 @@ class Training:
         p.elapsed = time.perf_counter() - start
         if p.last_checkpoint != p.step:
             self.checkpoint()
+            p.elapsed = time.perf_counter() - start  # the run's seconds hold its last evaluation, as the budget does
 
     def stop_here(self) -> bool:
-        """Whether to stop before this step: the time budget is spent (False), or a stop was asked
+        """Whether to stop before this step: the time budget is spent, but for the last evaluation (False), or a stop was asked
         for (KeyboardInterrupt, so that `event.stop()` ends the run exactly as Ctrl-C does). With
         several ranks, rank 0's clock and rank 0's subscribers decide, so that every rank stops at
         the same step; and a signal to any rank (noted by signals.deferred) interrupts every rank
         here, where none is waiting on another."""
-        out_of_time = self.tc.time_budget is not None and self.progress.elapsed >= self.tc.time_budget
+        # the checkpoint after the last step is within the budget too: it is expected to take as long as the last one did
+        budget = self.tc.time_budget
+        out_of_time = budget is not None and self.progress.elapsed + self.schedule.last_seconds >= budget
         stop = self.events.stop_requested
         if self.ranks.distributed:
             out_of_time, signalled, stop = self.ranks.any_of(out_of_time and self.ranks.main,
@@ -221,7 +230,10 @@ class Training:
             total = self.ranks.total(torch.stack(p.pending))
             p.pending = list(total) if self.ranks.main else []
         rngs = self.ranks.gather(torch.get_rng_state()) if self.ranks.distributed else None  # each rank's dropout stream
-        self.ranks.on_main(lambda: self.evaluate_and_save(rngs))
+        # a stop asked for (the page's, event.stop()) ends an evaluation within a chunk, as Ctrl-C does; several ranks
+        # stop together at a step instead (stop_here), rank 0 never alone while the others wait on it
+        with deadline.stop_when(lambda: self.events.stop_requested) if not self.ranks.distributed else nullcontext():
+            self.ranks.on_main(lambda: self.evaluate_and_save(rngs))
         p.last_checkpoint = p.step
         p.eval_seconds += time.perf_counter() - began  # metrics' train_seconds leave it out
 
@@ -238,11 +250,12 @@ class Training:
         self.events.emit(ev.Checkpointed(p.step, self.run.file(STATE)))
 
     def evaluate(self) -> ev.Evaluated:
-        """The kept model's exact train and val NLL, with the figures metrics.jsonl records."""
+        """The kept model's exact train and val NLL (each split whole, or its sample), with the figures metrics.jsonl records."""
         p = self.progress
         nll = {s: r.nll for s, r in evaluate_splits(self.kept, self.eval_sets, self.events, p.step, final=False).items()}
         return ev.Evaluated(p.step, nll["train"], nll["val"], p.lr, round(p.chars_per_sec, 1), round(p.elapsed, 3),
-                            round(p.elapsed - p.eval_seconds, 3), torch.empty(0))
+                            round(p.elapsed - p.eval_seconds, 3), torch.empty(0),
+                            {s: sample_note(sample) for s, sample in self.sampled.items()})
 
     def diverged(self, what: str) -> Diverged:
         """Keep the best finite model (never the diverged one) and say what happened and what to try.

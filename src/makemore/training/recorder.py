@@ -10,9 +10,18 @@ import torch
 from .. import tensorboard
 from ..store import MODEL, STATE, SUMMARY, RunDir, write_json
 from ..data import SPLIT_NAMES
-from ..evaluate import EvalResult, evaluate
+from ..evaluate import EvalResult, evaluate, sample_note, sample_split
 from . import state
 from .events import Diverged, Evaluated, Evaluating, Event, Finished, Fitted, Started
+
+
+def final_view(whole, sampled: bool):
+    """A split as the final evaluation measures it: whole, or when `sampled` its seeded sample past SAMPLE_CHARS."""
+    return sample_split(whole) if sampled else (whole, None)
+
+
+def sampled_labels(labels: list[str], sample: dict | None) -> list[str]:
+    return labels if sample is None else [labels[i] for i in sample["rows"]]
 
 
 def evaluate_splits(model, sets: dict, events, step: int, final: bool, labels: dict | None = None) -> dict[str, EvalResult]:
@@ -69,18 +78,24 @@ class Recorder:
         """Reload the best model by val NLL, evaluate it on every split and write summary.json. Its
         train and val NLL were measured when it was kept, on these same weights (metrics.jsonl):
         they are taken from there, exactly as evaluating again would give them, and only the test
-        split is evaluated now (all three for labelled data, whose figures go by label too)."""
+        split is evaluated now (all three for labelled data, whose figures go by label too).
+        Past evaluate.SAMPLE_CHARS the train figure is its checkpoints' seeded sample's; val and
+        test are whole, but for an interrupted run, which stops within seconds: over their samples."""
         t, began = self.training, time.perf_counter()
         if not self.run.file(MODEL).exists():  # Ctrl-C before the first evaluation: keep what there is
             self.run.save_model(t.kept)
         self.run.load_weights(t.model)
         labels = t.data.split_labels or {}
-        sets = {s: t.data.packed(s) for s in SPLIT_NAMES}
+        views = {s: final_view(t.data.packed(s), sampled=s == "train" or interrupted) for s in SPLIT_NAMES}
         known = {} if labels else self.kept_figures(t.progress.best_val)
-        fresh = evaluate_splits(t.model, {s: p.to(t.device) for s, p in sets.items() if s not in known}, t.events,
-                                t.progress.step, final=True, labels=labels)
-        final = {s: fresh[s] if s in fresh else EvalResult.of_nll(s, known[s], sets[s].chars, len(sets[s]))
-                 for s in SPLIT_NAMES}
+        if "val" in t.sampled and not interrupted:
+            known.pop("val", None)  # measured on its sample: the final figure is the whole split's
+        fresh = evaluate_splits(t.model, {s: view.to(t.device) for s, (view, _) in views.items() if s not in known}, t.events,
+                                t.progress.step, final=True, labels={s: sampled_labels(labels[s], views[s][1]) for s in labels})
+        final = {s: fresh[s] if s in fresh else EvalResult.of_nll(s, known[s], view.chars, len(view))
+                 for s, (view, _) in views.items()}
+        for s, (_, sample) in views.items():
+            final[s].sample = None if sample is None else sample_note(sample)
         self.final_seconds = time.perf_counter() - began
         write_json(self.run.file(SUMMARY), {"step": t.progress.step, "seconds": round(t.progress.elapsed, 2),
                                             "final_evaluation_seconds": round(self.final_seconds, 2),

@@ -23,6 +23,7 @@ class ProgressBar:
         self.bar, self.smooth_loss, self.best_val = None, None, math.inf
         self.started: Started | None = None
         self.figures: dict[str, str] = {}
+        self.val_note = ""
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Started):
@@ -33,6 +34,8 @@ class ProgressBar:
             self.evaluating(event)
         elif isinstance(event, Evaluated):
             self.best_val = min(self.best_val, event.val_loss)
+            if "val" in event.sampled:  # past SAMPLE_CHARS: what the figure is over
+                self.val_note = f" (sample of {event.sampled['val']['chars'] / 1e6:.1f}M chars)"
             self.show()
         elif isinstance(event, (Diverged, Finished)):
             if isinstance(event, Finished) and not (event.interrupted or event.diverged) and self.bar is not None:
@@ -63,8 +66,8 @@ class ProgressBar:
         if event.step % BAR_EVERY == 0 or event.step == self.started.max_steps:
             value = event.loss
             self.smooth_loss = value if self.smooth_loss is None else 0.9 * self.smooth_loss + 0.1 * value
-            self.figures = {"step": f"{event.step:,}", "loss": f"{self.smooth_loss:.4f}", "best_val": f"{self.best_val:.4f}",
-                            "chars_s": f"{event.chars_per_sec:,.0f}"}
+            self.figures = {"step": f"{event.step:,}", "loss": f"{self.smooth_loss:.4f}",
+                            "best_val": f"{self.best_val:.4f}{self.val_note}", "chars_s": f"{event.chars_per_sec:,.0f}"}
             self.show(refresh=False)
 
     def evaluating(self, event: Evaluating) -> None:
@@ -74,7 +77,8 @@ class ProgressBar:
 
     def show(self, refresh: bool = True) -> None:
         if self.bar is not None:
-            self.bar.set_postfix(self.figures | ({"best_val": f"{self.best_val:.4f}"} if self.figures else {}), refresh=refresh)
+            best = {"best_val": f"{self.best_val:.4f}{self.val_note}"} if self.figures else {}
+            self.bar.set_postfix(self.figures | best, refresh=refresh)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -101,7 +105,10 @@ class LogLines:
         elif isinstance(event, Evaluated):
             self.evaluated(event)
         elif isinstance(event, Finished) and event.interrupted:
-            self.log(f"interrupted at step {event.step}; the best model so far is kept in {self.run_path}")
+            sampled = [s for s, r in event.final.items() if r.sample is not None]
+            note = (f" (its {', '.join(sampled)} figures over a seeded sample of the split, to stop at once; `makemore eval "
+                    f"{self.run_path}` measures every item)") if sampled else ""
+            self.log(f"interrupted at step {event.step}; the best model so far is kept in {self.run_path}{note}")
 
     def evaluated(self, event: Evaluated) -> None:
         if event.val_loss < self.best:

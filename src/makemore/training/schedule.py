@@ -16,6 +16,7 @@ class EvalSchedule:
         self.by_time = tc.time_budget is not None and tc.eval_interval is None
         self.gap = tc.time_budget * SHARE if self.by_time else None
         self.next_at = elapsed + self.gap if self.by_time else None
+        self.last_seconds = 0.0  # the last evaluation's: a time budget keeps as much for the one after the last step
 
     def due(self, step: int, elapsed: float, ranks) -> bool:
         """Whether to evaluate after this step; by the clock, rank 0's answer is every rank's."""
@@ -27,5 +28,6 @@ class EvalSchedule:
     def evaluated(self, elapsed: float, seconds: float) -> None:
         """An evaluation ended at `elapsed`, taking `seconds`: the next one comes a gap later, a longer
         one when evaluating would otherwise take more than MOST_EVALUATING of the time."""
+        self.last_seconds = seconds
         if self.by_time:
             self.next_at = elapsed + max(self.gap, seconds * (1 - MOST_EVALUATING) / MOST_EVALUATING)
