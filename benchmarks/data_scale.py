@@ -3,6 +3,7 @@
     python benchmarks/data_scale.py                                   # 300K, 3M, 10M lines and 300K + one long item
     python benchmarks/data_scale.py --lines 300000 3000000 --before /tmp/old/src   # and another checkout beside it
     python benchmarks/data_scale.py --lines 100000000 --no-long        # the 1 GB list
+    python benchmarks/data_scale.py --budget 120 --lines 3000000       # the default model in a time budget
 
 Each file is built here: items of 3 to 15 random lowercase letters (seeded), one a line; the
 "+ long" case is the 300K file with one item of 900 characters in the middle. Every case runs
@@ -16,6 +17,13 @@ time, its time to the first training step (process start to the first step event
 the events the CLI's run emits) and its peak resident set size (os.wait4's ru_maxrss, the
 kernel's figure, as /usr/bin/time -v gives it). The machine's float32 matmul speed is recorded
 beside them (benchmarks/models.py). Results go to benchmarks/results/data_scale.json.
+
+With --budget S, each file instead trains the default model with `--time-budget S` (one thread, the
+cache prepared first): the run's training seconds (its interval evaluations and the checkpoint after
+its last step included) and its final evaluation's seconds as summary.json and the CLI print them,
+the evaluations metrics.jsonl holds and what they measured (a seeded sample past 1M characters), and
+the characters of the val and test splits the final evaluation reads (train's figure is its last
+checkpoint's sample's), beside the seconds `makemore eval` takes for one pass over each.
 """
 
 from __future__ import annotations
@@ -96,6 +104,47 @@ def run(src: Path, data: Path, out: Path, cache: Path, stop: bool = False) -> di
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **({"stopped_after_step_200": True} if stop else {})}
 
 
+def budget_case(data: Path, out: Path, cache: Path, budget: float) -> dict:
+    """The default model in `budget` seconds on `data`, the file prepared beforehand (as a second run finds it)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MAKEMORE_CACHE": str(cache), "PYTHONPATH": str(SRC)}
+    cli = [sys.executable, "-m", "makemore"]
+    subprocess.run([*cli, "train", "--data", str(data), "--model", "bigram", "--out", str(out), "--force", "--quiet",
+                    "--samples", "0"], env=env, check=True, capture_output=True)  # prepares the cache
+    start = time.perf_counter()
+    proc = subprocess.run([*cli, "train", "--data", str(data), "--out", str(out), "--force", "--quiet", "--samples", "0",
+                           "--threads", "1", "--time-budget", f"{budget:g}"], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"training on {data} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    row = {"budget_s": budget, "model": json.loads((out / "config.json").read_text())["model"], "steps": summary["step"],
+           "training_s": summary["seconds"], "final_evaluation_s": summary["final_evaluation_seconds"],
+           "wall_s": round(wall, 1), "evaluations": len(metrics), "interval_sampled": metrics[-1].get("sampled"),
+           "final_chars": {s: summary[s]["chars"] for s in ("train", "val", "test")},
+           "final_train_sample": summary["train"].get("sample"), "printed": proc.stdout.splitlines()[0],
+           "test_nll": summary["test"]["nll"]}
+    for split in ("val", "test"):  # one pass over the split, as `makemore eval` makes it
+        began = time.perf_counter()
+        subprocess.run([*cli, "eval", str(out), "--split", split], env=env, check=True, capture_output=True)
+        row[f"eval_{split}_s"] = round(time.perf_counter() - began, 1)
+    return row
+
+
+def budget_table(results: dict) -> str:
+    lines = ["| lines | model | budget | training (evaluations included) | steps | evaluations | final evaluation | "
+             "one `makemore eval` of val + test |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.get("budget_cases", {}).items():
+        lines.append(f"| {name} | {r['model']} | {r['budget_s']:g} s | {r['training_s']:.1f} s | {r['steps']:,} | "
+                     f"{r['evaluations']} | {r['final_evaluation_s']:.1f} s | {r['eval_val_s'] + r['eval_test_s']:.1f} s |")
+    any_row = next(iter(results.get("budget_cases", {}).values()), None)
+    if any_row:
+        lines.append(f"\n`makemore train --data F --time-budget B --threads 1`, the file prepared by a run before it; "
+                     f"{any_row['gflops_fp32_matmul']} GFLOP/s (float32 matmul), load average {any_row['load_average_1min']}. "
+                     "`makemore eval` includes its process start and the map of the prepared file.")
+    return "\n".join(lines) + "\n"
+
+
 def table(results: dict) -> str:
     """The results as the README's table: peak RSS and time to the first step, first run, from the cache, before."""
     def cell(r: dict | None, key: str, unit: str) -> str:
@@ -124,7 +173,10 @@ def main() -> None:
     p.add_argument("--stop-after-training", action="store_true",
                    help="end each run at its 200th step, without the evaluations after it (for the largest files)")
     p.add_argument("--tmp", type=Path, help="where to build the files (default: the system's temporary folder)")
+    p.add_argument("--budget", type=float, help="train the default model with --time-budget BUDGET on each --lines file")
     args = p.parse_args()
+    if args.budget:
+        return main_budget(args)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.setdefault("cases", {})
     cases = [(f"{n:,} lines", n, False) for n in args.lines]
@@ -159,9 +211,29 @@ def main() -> None:
     results["command"] = "makemore " + " ".join(TRAIN[:1] + ["--data", "F"] + TRAIN[1:])
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    RESULTS.with_suffix(".md").write_text(table(results))
+    RESULTS.with_suffix(".md").write_text(table(results) + ("\n" + budget_table(results) if results.get("budget_cases") else ""))
     print(json.dumps(results, indent=2))
     print(table(results))
+
+
+def main_budget(args) -> None:
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"cases": {}}
+    results.setdefault("budget_cases", {})
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        tmp = Path(tmp)
+        for lines in args.lines:
+            data = tmp / "data.txt"
+            build(data, lines)
+            gflops = machine_gflops()
+            row = budget_case(data, tmp / "run", tmp / "cache", args.budget)
+            row.update(measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), gflops_fp32_matmul=gflops,
+                       load_average_1min=round(os.getloadavg()[0], 2))
+            results["budget_cases"][f"{lines:,} lines"] = row
+            print(json.dumps(row), flush=True)
+            subprocess.run(["rm", "-rf", str(tmp / "cache"), str(tmp / "run"), str(data)], check=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.with_suffix(".md").write_text(table(results) + "\n" + budget_table(results))
+    print(budget_table(results))
 
 
 if __name__ == "__main__":

@@ -371,3 +371,18 @@ def test_a_time_budget_holds_its_last_evaluation(small_data, tmp_path, monkeypat
     result = makemore.train(data=str(small_data), out=tmp_path / "run", model="mlp", time_budget=3, batch_size=16, **QUIET)
     summary = json.loads((result.run_dir / SUMMARY).read_text())
     assert result.steps > 0 and summary["seconds"] < 3.5
+
+
+def test_under_a_time_budget_the_samples_are_sized_to_it(small_data, tmp_path, monkeypatch):
+    """The sample of a split past SAMPLE_CHARS shrinks to what one checkpoint can evaluate in its share
+    of the budget (never below MIN_SAMPLE_CHARS); the final train figure is over that same sample."""
+    monkeypatch.setattr("makemore.evaluate.SAMPLE_CHARS", 1_000)
+    monkeypatch.setattr("makemore.training.loop.MIN_SAMPLE_CHARS", 100)
+    monkeypatch.setattr("makemore.training.loop.EVAL_SHARE_EACH", 1e-9)  # any machine: the floor
+    result = makemore.train(data=str(small_data), out=tmp_path / "run", model="mlp", time_budget=1, batch_size=16, **QUIET)
+    metrics = metrics_of(result.run_dir)
+    sample = metrics[0]["sampled"]["train"]
+    assert "val" not in metrics[0]["sampled"]  # 30 items: below SAMPLE_CHARS, whole
+    assert 100 <= sample["chars"] < 100 + 12 and sample["of_chars"] > 1_000
+    summary = json.loads((result.run_dir / SUMMARY).read_text())
+    assert summary["train"]["sample"] == sample and summary["train"]["chars"] == sample["chars"]

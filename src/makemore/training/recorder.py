@@ -10,14 +10,22 @@ import torch
 from .. import tensorboard
 from ..store import MODEL, STATE, SUMMARY, RunDir, write_json
 from ..data import SPLIT_NAMES
+from .. import evaluate as scoring
 from ..evaluate import EvalResult, evaluate, sample_note, sample_split
 from . import state
 from .events import Diverged, Evaluated, Evaluating, Event, Finished, Fitted, Started
 
 
-def final_view(whole, sampled: bool):
-    """A split as the final evaluation measures it: whole, or when `sampled` its seeded sample past SAMPLE_CHARS."""
-    return sample_split(whole) if sampled else (whole, None)
+def final_view(training, split: str, interrupted: bool):
+    """A split as the final evaluation measures it, and its sample if it is one: train as every
+    checkpoint did; val and test whole, or, when `interrupted`, as the checkpoints did (test's
+    sample as large as theirs)."""
+    if split in training.sampled and (split == "train" or interrupted):
+        return training.eval_sets[split], training.sampled[split]
+    whole = training.data.packed(split)
+    if split == "test" and interrupted and whole.chars > scoring.SAMPLE_CHARS:
+        return sample_split(whole, training.sample_chars)
+    return whole, None
 
 
 def sampled_labels(labels: list[str], sample: dict | None) -> list[str]:
@@ -86,7 +94,7 @@ class Recorder:
             self.run.save_model(t.kept)
         self.run.load_weights(t.model)
         labels = t.data.split_labels or {}
-        views = {s: final_view(t.data.packed(s), sampled=s == "train" or interrupted) for s in SPLIT_NAMES}
+        views = {s: final_view(t, s, interrupted) for s in SPLIT_NAMES}
         known = {} if labels else self.kept_figures(t.progress.best_val)
         if "val" in t.sampled and not interrupted:
             known.pop("val", None)  # measured on its sample: the final figure is the whole split's

@@ -8,6 +8,11 @@ from ..config import TrainConfig
 
 SHARE = 0.05  # of the time budget between two evaluations: about 20 over the run
 MOST_EVALUATING = 0.2  # and at most this share of the time spent evaluating, however long one takes
+# past evaluate.SAMPLE_CHARS, a split's sample is sized under a time budget for one checkpoint (train and
+# val) to take about this share of it, measured on PROBE_CHARS first, and holds MIN_SAMPLE_CHARS at least
+EVAL_SHARE_EACH = 0.02
+PROBE_CHARS = 4_000
+MIN_SAMPLE_CHARS = 20_000
 
 
 class EvalSchedule:
