@@ -87,7 +87,8 @@ def test_openapi_lists_every_endpoint(client):
     assert {p: sorted(m) for p, m in schema["paths"].items()} == {
         "/api/health": ["get"], "/api/models": ["get"], "/api/sample": ["post"], "/api/score": ["post"],
         "/api/limits": ["get"], "/api/train": ["post"], "/api/jobs/{job_id}": ["delete", "get"], "/api/jobs/{job_id}/events": ["get"]}
-    assert {"items", "name", "model", "time_budget", "labels"} == set(schema["components"]["schemas"]["TrainRequest"]["properties"])
+    train = schema["paths"]["/api/train"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"items", "name", "model", "time_budget", "labels"} == set(train["properties"])
     assert {"n", "temperature", "top_k", "top_p", "prefix", "novel", "seed", "model"} <= set(schema["components"]["schemas"]["SampleRequest"]["properties"])
 
 

@@ -281,3 +281,66 @@ def test_the_page_trains_auto_by_default(served, tmp_path):
     config = json.loads((runs / "mine" / "config.json").read_text())
     assert config["model"] in makemore.models.REGISTRY and "model" in config["choice"]
     assert (runs / "mine" / "items.txt").exists() and [p.name for p in runs.iterdir()] == ["mine"]
+
+
+# ---- the list as a file: multipart/form-data with a `file` field ----
+
+
+def test_a_list_sent_as_a_file_trains_as_the_same_list_sent_as_json(served, tmp_path):
+    text = ("\ufeff" + "\r\n".join(NAMES) + "\r\n").encode("utf-8")  # a BOM and Windows line ends, as editors save
+    with client_of(served, tmp_path / "runs") as client:
+        r = client.post("/api/train", files={"file": ("names.txt", text, "text/plain")},
+                        data={"name": "filed", "model": "ngram", "time_budget": "30"})
+        assert r.status_code == 202, r.text
+        view = wait(client, r.json()["job"])
+        assert view["state"] == "done" and view["model"] == "filed" and view["time_budget"] == 30
+        json_view = wait(client, start(client, model="ngram", name="sent"))
+        assert view["val_nll"] == json_view["val_nll"]
+    assert (tmp_path / "runs" / "filed" / "items.txt").read_text(encoding="utf-8").splitlines() == NAMES
+
+
+def test_a_labelled_file_trains_a_labelled_model(served, tmp_path):
+    with client_of(served, tmp_path / "runs") as client:
+        r = client.post("/api/train", files={"file": ("sexed.tsv", "\n".join(LABELLED).encode(), "text/tab-separated-values")},
+                        data={"name": "sexed", "model": "bigram"})
+        assert wait(client, r.json()["job"])["state"] == "done"
+        card = next(c for c in client.get("/api/models").json()["models"] if c["name"] == "sexed")
+        assert card["labels"] == sorted({line.split("\t")[1] for line in LABELLED})
+
+
+BAD_FILES = [
+    ({"file": ("x.bin", b"\x00\x01" * 50)}, {"name": "x"}, "binary"),
+    ({"file": ("x.txt", "émile\n".encode("latin-1") * 20)}, {"name": "x"}, "not UTF-8"),
+    ({"file": ("x.txt", b"\n\n")}, {"name": "x"}, "no items"),
+    ({"file": ("x.txt", "\n".join(NAMES[:5]).encode())}, {"name": "x"}, "at least 10"),
+    ({"file": ("x.txt", "\n".join(NAMES[:20]).encode())}, {"name": "x", "time_budget": "soon"}, "number of seconds"),
+    ({"file": ("x.txt", "\n".join(NAMES[:20]).encode())}, {"name": "x", "epochs": "3"}, "unknown form field"),
+    ({"list": ("x.txt", "\n".join(NAMES[:20]).encode())}, {"name": "x"}, "unknown form field 'list'"),
+    ({"file": ("x.txt", b"")}, {"name": "x"}, "no items"),
+    ({"name": (None, "x"), "file": (None, "emma")}, {}, "file field named 'file'"),  # a text field, not a file
+    ({"file": ("x.txt", "\n".join(NAMES[:20]).encode())}, {}, "name"),
+    ({"file": ("x.txt", "\n".join(NAMES[:20]).encode())}, {"name": "../up"}, "cannot name a model"),
+]
+
+
+@pytest.mark.parametrize("files,data,words", BAD_FILES, ids=[w for _, _, w in BAD_FILES])
+def test_a_bad_file_is_one_line_before_anything_is_written(served, tmp_path, files, data, words):
+    with client_of(served, tmp_path / "runs") as client:
+        r = client.post("/api/train", files=files, data=data)
+        assert r.status_code == 422, r.text
+        message = r.json()["error"]
+        assert words in message and "\n" not in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_schema_offers_both_bodies(served, tmp_path):
+    with client_of(served, tmp_path / "runs") as client:
+        body = client.get("/api/openapi.json").json()["paths"]["/api/train"]["post"]["requestBody"]["content"]
+    assert set(body["application/json"]["schema"]["properties"]) == {"items", "name", "model", "time_budget", "labels"}
+    assert body["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
+
+
+def test_a_urlencoded_form_is_refused_with_what_to_send(served, tmp_path):
+    with client_of(served, tmp_path / "runs") as client:
+        r = client.post("/api/train", data={"name": "x", "file": "emma"})
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["error"]

@@ -23,7 +23,7 @@ from ..errors import MakemoreError, too_long
 from ..explain import explain_many
 from ..models import AUTO, REGISTRY
 from ..version import __version__
-from .bodies import ApiError, SampleRequest, ScoreRequest, TrainRequest, error, validation_error
+from .bodies import ApiError, SampleRequest, ScoreRequest, error, train_request, train_schema, validation_error
 from .cards import card
 from .hosts import LOCAL, AllowedHosts, HostCheck
 from .jobs import Jobs
@@ -198,8 +198,10 @@ def create_app(runs: dict[str, Run], limits: Limits = Limits(), hosts: AllowedHo
     async def score(req: ScoreRequest):
         return JSONResponse(await models.score(req))
 
-    @app.post("/api/train", status_code=202, summary="Train a new model on a list; answers the job's id at once")
-    async def train(req: TrainRequest):
+    @app.post("/api/train", status_code=202, summary="Train a new model on a list (JSON, or a form with the list as a "
+              "file); answers the job's id at once", openapi_extra=train_schema())
+    async def train(request: Request):
+        req = await train_request(request)
         job = jobs.submit(req, lambda name: name in models.runs)
         return JSONResponse({"job": job.id, **jobs.view(job)}, status_code=202)
 

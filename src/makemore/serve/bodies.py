@@ -3,6 +3,7 @@ errors as `{"error": "one line"}`, and FastAPI's validation errors put that way.
 
 from __future__ import annotations
 
+import json
 import typing
 
 from fastapi.responses import JSONResponse
@@ -77,6 +78,82 @@ class TrainRequest(BaseModel):
     time_budget: float | None = Field(None, description="seconds of training (default 120, or the server's limit if lower: "
                                                          "see /api/limits)")
     labels: list[str] | None = Field(None, description="each item's label, aligned with items (a labelled model)")
+
+
+FORM_FIELDS = ("file", "name", "model", "time_budget")
+
+
+async def train_request(request) -> TrainRequest:
+    """POST /api/train's body: JSON (checked as FastAPI checks a declared body, its errors the same),
+    or multipart/form-data with the list as a `file` field (item or item<TAB>label lines, decoded as
+    `makemore train` decodes a file) beside `name`, `model` and `time_budget` fields."""
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data"):
+        fields = await form_fields(request)
+    elif kind.startswith("application/x-www-form-urlencoded"):
+        raise ApiError(415, "send a form as multipart/form-data, the list in a file field named 'file' (curl -F "
+                            "file=@list.txt -F name=NAME), or JSON with items")
+    else:
+        body = await request.body()
+        if not body:
+            raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            raise RequestValidationError([{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}]) from None
+    try:
+        return TrainRequest.model_validate(fields)
+    except ValidationError as e:
+        raise RequestValidationError([{**problem, "loc": ("body", *problem["loc"])} for problem in e.errors()]) from None
+
+
+async def form_fields(request) -> dict:
+    """A multipart body's fields as the JSON body's: the file's lines as items, time_budget a number."""
+    from starlette.datastructures import UploadFile
+
+    from ..data import DataError, decode
+
+    async with request.form(max_files=1, max_fields=len(FORM_FIELDS)) as form:
+        unknown = sorted(set(form) - set(FORM_FIELDS))
+        if unknown:
+            raise ApiError(422, f"unknown form field {unknown[0]!r}; the fields are file (the list, one item per line), "
+                                "name, model and time_budget")
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(422, "send the list as a file field named 'file' (one item per line), or as JSON with items")
+        raw = await upload.read()
+        try:
+            text = decode(raw, f"the file {upload.filename or 'sent'!r}")
+        except DataError as e:
+            raise ApiError(422, str(e)) from None
+        fields = {"items": [line.rstrip("\r") for line in text.split("\n")]}
+        for name in ("name", "model", "time_budget"):
+            value = form.get(name)
+            if isinstance(value, UploadFile):
+                raise ApiError(422, f"the form field {name!r} is a file; send it as text")
+            if value is not None:
+                fields[name] = value
+    if "time_budget" in fields:
+        try:
+            fields["time_budget"] = float(fields["time_budget"])
+        except ValueError:
+            raise ApiError(422, f"time_budget: give a number of seconds (got {fields['time_budget'][:40]!r})") from None
+    return fields
+
+
+def train_schema() -> dict:
+    """The OpenAPI request body of POST /api/train: the JSON object, or the same as a form with a file."""
+    form = {"type": "object", "required": ["file", "name"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "the list: one item (or item<TAB>label) per line, UTF-8"},
+        "name": {"type": "string", "description": TrainRequest.model_fields["name"].description},
+        "model": {"type": "string", "description": TrainRequest.model_fields["model"].description},
+        "time_budget": {"type": "number", "description": TrainRequest.model_fields["time_budget"].description}}}
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": TrainRequest.model_json_schema()},
+        "multipart/form-data": {"schema": form}}}}
 
 
 def validation_error(errors) -> JSONResponse:
