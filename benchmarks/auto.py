@@ -97,7 +97,7 @@ def run(data: Path, config: str, budget: float | None, out: Path) -> dict:
         row["options"] = options
     if config == "auto":
         choice = saved["choice"]["model"]
-        row.update(chosen=saved["model"], why=choice["why"], candidates=choice["candidates"])
+        row.update(chosen=choice["chosen"], why=choice["why"], candidates=choice["candidates"])
     if saved["model"] == "ngram":
         row["order"] = saved["model_config"]["order"]
     return row

@@ -78,7 +78,8 @@ def test_a_neural_model_that_does_better_replaces_it_and_resumes_as_any_run(smal
     out = tmp_path / "run"
     result = makemore.train(data=str(small_data), model="auto", out=out, max_steps=150, **QUIET)
     config = config_of(out)
-    assert config["model"] == result.choice["chosen"] == result.choice["planned"] != "ngram"
+    assert result.choice["chosen"] == result.choice["planned"] != "ngram"
+    assert config["model"] == auto.candidate(result.choice["chosen"])[0]
     assert (out / "state.safetensors").exists() and result.steps == 150
     resumed = makemore.resume(out, max_steps=160, **QUIET)
     assert resumed.steps == 160 and config_of(out)["model"] == config["model"]
@@ -181,9 +182,10 @@ def test_models_and_help_mention_auto(run_cli):
 
 
 @pytest.mark.parametrize("chars, seconds, steps, family", [
-    (2_000, 10.0, None, "gru"), (20_000, 5.0, None, None), (20_000, 10.0, None, "gru"), (180_000, 10.0, None, None),
-    (180_000, 60.0, None, "gru"), (180_000, 600.0, None, "lstm"), (180_000, None, 10_000, "lstm"),
-    (180_000, 600.0, 1_000, "gru"), (2_000, 2.0, None, None), (2_000, None, 20, None), (2_000, None, 40, "gru"),
+    (2_000, 10.0, None, "gru"), (20_000, 5.0, None, None), (20_000, 10.0, None, "lstm-small"), (180_000, 10.0, None, None),
+    (180_000, 60.0, None, "lstm-small"), (180_000, 600.0, None, "lstm-small"), (180_000, None, 10_000, "lstm"),
+    (180_000, 600.0, 10_000, "lstm-small"), (20_000, None, 10_000, "lstm-small"), (2_000, 2.0, None, None),
+    (2_000, None, 20, None), (2_000, None, 40, "gru"),
 ])
 def test_the_rule(chars, seconds, steps, family):
     figures = {"items": 100, "chars": chars, "vocab": 26, "longest": 10, "labels": 0, "time_budget": seconds,
@@ -202,7 +204,15 @@ def test_every_other_option_is_refused_by_name(name, tmp_path):
 def test_what_auto_takes_applies_to_every_model_it_passes_it_to(name):
     families = {auto.plan({"chars": chars, "time_budget": seconds, "max_steps": None})
                 for chars in (1_000, 10**6) for seconds in (10.0, 60.0, 1e4)} - {None}
-    receivers = [*families, *(["ngram"] if name in auto.FOR_EVERY_RUN else [])]
+    receivers = [*(auto.candidate(f)[0] for f in families), *(["ngram"] if name in auto.FOR_EVERY_RUN else [])]
     for model in receivers:
         spec = get_spec(model)
         assert why_not(name, model, spec.config, spec.train) is None, (name, model)
+
+
+def test_a_candidate_of_another_size_trains_with_its_options(small_data, tmp_path, monkeypatch, poor_ngram):
+    monkeypatch.setattr(auto, "plan", lambda figures: "lstm-small")
+    result = makemore.train(data=str(small_data), model="auto", out=tmp_path / "run", max_steps=30, **QUIET)
+    config = config_of(tmp_path / "run")
+    assert result.choice["chosen"] == "lstm-small" and config["model"] == "lstm"
+    assert config["model_config"]["n_hidden"] == 256 and config["model_config"]["n_layer"] == 1

@@ -43,24 +43,34 @@ MIN_SECONDS = 3.0  # left after the n-gram: below it no neural model is started
 MARGIN_Z = 1.0  # standard errors of the val NLL difference by which the neural model must beat the n-gram (val_margin)
 NGRAM: dict = {}  # the n-gram candidate's options (none: its order chosen on val); tests give it a poor one
 
-# The rule, from benchmarks/auto.py's runs on this 2-core machine, one thread (benchmarks/results/auto.json):
-# - a neural model beats the n-gram only past some budget, which grows with the data, as the n-gram
-#   gets better with more of it: on 300 names gru's 10 s (59-216 steps) beat it; on 3,000 names its
-#   10 s beat it with 397 steps and not with 80 (beside other work), its 60 s (634 steps) did; on 30,000
-#   names its 10 s (341 steps) fell far short (2.20 against 1.97). A try that loses costs only time (the
-#   n-gram stays), so the bar is low: below it auto keeps the n-gram at once.
-# - gru was the best family at 10 and 60 s on every list but one (3,000 names at 60 s, where lstm came
-#   close); the default lstm pays off with many steps on a long list: test 1.899 after 16,000 steps
-#   (364 s) on names.txt, where gru's 30,000 reach 1.931 (benchmarks/results/models.md).
+# The rule, from benchmarks/auto.py's table (benchmarks/results/auto.md: five lists built from PyPI
+# packages and names.txt, 249 to 234,450 lines, every family at one or two sizes, 10/60/300 s, one thread):
+# - the n-gram was the best of the zoo at 10 s on every list but the 249 countries (where gru tied it,
+#   2.432 against 2.438), and at 60 s on all but names.txt, where lstm at one layer of 256 ("lstm-small")
+#   beat it, 1.946 against 1.978; at 300 s on 32,148 cities it still led (2.266 against lstm-small's 2.363).
+#   A neural model beats it only past some budget, which grows with the data, as the n-gram gets better
+#   with more of it. A try that loses costs only time (the n-gram stays), so the bar is low: below it
+#   auto keeps the n-gram at once.
+# - lstm-small was the best neural model at 60 s on every list of over 3,000 lines, and at 300 s on the
+#   cities (the registry's two-layer lstm of 384, 2.467 there, is too slow for a budget on one thread);
+#   on the 249 countries (2,200 characters of training split) gru was, at 10 and 60 s.
+# - with --max-steps of 8,000 or more on a long list, the registry's lstm: test 1.899 after 16,000 steps
+#   on names.txt (benchmarks/results/models.md), the zoo's best.
 SECONDS_AT = 6.0  # seconds the neural model needs at REFERENCE_CHARS, growing as their square root
 STEPS_AT = 100  # steps, likewise
 REFERENCE_CHARS = 20_000  # about 3,000 names' characters of training split
-LONG_CHARS = 100_000  # from here, with a long budget, lstm
-LONG_SECONDS = 300.0
+SMALL_CHARS = 5_000  # below it, gru
+LONG_CHARS = 100_000  # from here, with --max-steps of LONG_STEPS or more (no time budget), the registry's lstm
 LONG_STEPS = 8_000
+CANDIDATES = {"gru": ("gru", {}), "lstm-small": ("lstm", {"n_hidden": 256, "n_layer": 1}), "lstm": ("lstm", {})}
 RULE = ("a neural model only with at least {seconds:g} s x sqrt(chars / {ref:,}) (and {min:g} s left after the n-gram), "
-        "or {steps} x sqrt(chars / {ref:,}) steps; it is lstm from {long:,} training characters with at least "
-        "{long_seconds:g} s or {long_steps:,} steps, else gru")
+        "or {steps} x sqrt(chars / {ref:,}) steps; gru below {small:,} training characters, the registry's lstm from "
+        "{long:,} with at least {long_steps:,} steps and no time budget, else lstm-small (lstm, n_hidden 256, n_layer 1)")
+
+
+def candidate(name: str) -> tuple[str, dict]:
+    """A planned candidate's model and its options (a name of the registry: itself, as its defaults)."""
+    return CANDIDATES.get(name, (name, {}))
 
 
 def check_options(options: dict) -> None:
@@ -83,18 +93,21 @@ def figures(dataset, time_budget: float | None, max_steps: int | None) -> dict:
 
 
 def plan(f: dict) -> str | None:
-    """The neural model to train after the n-gram, or None: from the figures alone, so the same data
-    and budget make the same choice (a --time-budget counts as given, not as what the n-gram left)."""
+    """The neural candidate (CANDIDATES) to train after the n-gram, or None: from the figures alone, so
+    the same data and budget make the same choice (a --time-budget counts as given, not as what the n-gram left)."""
     seconds, steps, scale = f["time_budget"], f["max_steps"], math.sqrt(f["chars"] / REFERENCE_CHARS)
     if (seconds is not None and seconds < max(MIN_SECONDS, SECONDS_AT * scale)) or (steps is not None and steps < STEPS_AT * scale):
         return None
-    long = (seconds is None or seconds >= LONG_SECONDS) and (steps is None or steps >= LONG_STEPS)
-    return "lstm" if long and f["chars"] >= LONG_CHARS else "gru"
+    if f["chars"] < SMALL_CHARS:
+        return "gru"
+    if seconds is None and steps is not None and steps >= LONG_STEPS and f["chars"] >= LONG_CHARS:
+        return "lstm"
+    return "lstm-small"
 
 
 def rule_text() -> str:
-    return RULE.format(seconds=SECONDS_AT, ref=REFERENCE_CHARS, min=MIN_SECONDS, steps=STEPS_AT, long=LONG_CHARS,
-                       long_seconds=LONG_SECONDS, long_steps=LONG_STEPS)
+    return RULE.format(seconds=SECONDS_AT, ref=REFERENCE_CHARS, min=MIN_SECONDS, steps=STEPS_AT, small=SMALL_CHARS,
+                       long=LONG_CHARS, long_steps=LONG_STEPS)
 
 
 def train_auto(data, out, device, force, quiet, log, on_event, **options) -> TrainResult:
@@ -136,8 +149,9 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
         folder = work / name
         said = lambda msg: None if msg.startswith("interrupted at step") else log(msg.replace(str(folder), str(out)))  # noqa: E731
         setting_up["from"] = time.perf_counter()
+        model, options = candidate(name)
         try:
-            train_on(dataset, data, name, folder, device, False, quiet, said, hear, **common, **extra)
+            train_on(dataset, data, model, folder, device, False, quiet, said, hear, **common, **options, **extra)
         finally:
             summary = RunDir(folder).read_summary() if folder.exists() else None
             if summary is not None:  # a whole run: finished, interrupted, or diverged with a model kept
@@ -151,7 +165,7 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
         try:
             train_candidate("ngram", **NGRAM)
             if planned:
-                warm_up(planned, dataset)
+                warm_up(candidate(planned)[0], dataset)
             # a run's --time-budget counts from its first step: what setting a run up took (the n-gram's) is taken off too
             left = None if time_budget is None else time_budget - (time.perf_counter() - began) - setting_up["seconds"]
             if planned and not stopped and (left is None or left >= MIN_SECONDS):
