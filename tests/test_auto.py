@@ -1,7 +1,9 @@
 """`--model auto`: the n-gram first, then a neural model picked by a rule, kept only if its val NLL is
 lower; the run directory an ordinary run of the model kept, with config.json's "choice" saying why."""
 
+import dataclasses
 import json
+import math
 import time
 
 import pytest
@@ -74,7 +76,8 @@ def test_the_ngram_is_kept_when_the_neural_model_does_worse(small_data, tmp_path
     assert makemore.load(tmp_path / "run").sample(3, seed=0)
 
 
-def test_a_neural_model_that_does_better_replaces_it_and_resumes_as_any_run(small_data, tmp_path, poor_ngram):
+def test_a_neural_model_that_does_better_replaces_it_and_resumes_as_any_run(small_data, tmp_path, poor_ngram, monkeypatch):
+    monkeypatch.setattr(auto, "STALL_EVALUATIONS", 10**6)  # on 240 names gru's val NLL stalls before step 150
     out = tmp_path / "run"
     result = makemore.train(data=str(small_data), model="auto", out=out, max_steps=150, **QUIET)
     config = config_of(out)
@@ -216,3 +219,23 @@ def test_a_candidate_of_another_size_trains_with_its_options(small_data, tmp_pat
     config = config_of(tmp_path / "run")
     assert result.choice["chosen"] == "lstm-small" and config["model"] == "lstm"
     assert config["model_config"]["n_hidden"] == 256 and config["model_config"]["n_layer"] == 1
+
+
+def test_a_neural_run_whose_val_nll_stalls_ends_early_not_interrupted(small_data, tmp_path, monkeypatch, poor_ngram):
+    monkeypatch.setattr(auto, "STALL_EVALUATIONS", 2)
+    original = auto.Stall.stalled
+
+    def flat(self, event):  # after the first evaluation, none better: a stalled run, whatever the weights do
+        if self.best_step:
+            event = dataclasses.replace(event, val_loss=math.inf)
+        return original(self, event)
+
+    monkeypatch.setattr(auto.Stall, "stalled", flat)
+    result = makemore.train(data=str(small_data), model="auto", out=tmp_path / "run", max_steps=200, **QUIET)
+    neural = result.choice["candidates"][result.choice["trained"]]
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["step"] \
+        if result.choice["chosen"] != "ngram" else None
+    assert neural["steps"] < 200 and not neural["interrupted"] and not result.interrupted
+    assert neural["stopped_early"].startswith(f"stopped early at step {neural['steps']:,}: val NLL had not improved in 2")
+    if first is not None:
+        assert neural["steps"] == 3 * first  # the evaluation after two that were no better

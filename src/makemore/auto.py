@@ -11,7 +11,8 @@ Each candidate trains as an ordinary run into a folder of its own beside the run
 (`.OUT.auto-*`); the one kept, with config.json's "choice" saying which and why, is renamed into
 place when both are done, so the run directory is an ordinary run of the chosen model (sample, eval
 and --resume work on it as on any), never half of one. Ctrl-C during the neural model's training
-keeps the better of the n-gram and the neural model's best so far. `on_event` hears the n-gram's
+keeps the better of the n-gram and the neural model's best so far. When the neural model's val NLL has
+not improved in STALL_EVALUATIONS evaluations, auto ends it there, as a spent budget would. `on_event` hears the n-gram's
 fit, then the neural run; its `event.stop()` ends whichever is running, and auto with it.
 
 auto picks the model and its settings, so it takes only the options that say what to train on and
@@ -35,11 +36,13 @@ from .evaluate import EvalResult
 from .store import CONFIG, LOCK, SUMMARY, TEMPORARY, TRAINING_OUTPUTS, RunDir, read_json, write_json
 from .training.events import Event
 from .training.loop import TrainResult
+from .training.report import STALLED
 
 DEFAULT_BUDGET = 60.0  # seconds, with neither --time-budget nor --max-steps: a minute buys most of a short list's gain
 AUTO_OPTIONS = ("time_budget", "max_steps", "seed", "split_seed", "max_item_length", "threads", "tensorboard")
 FOR_EVERY_RUN = ("split_seed", "max_item_length", "threads", "tensorboard")  # the n-gram's too; the rest the neural's
 MIN_SECONDS = 3.0  # left after the n-gram: below it no neural model is started
+STALL_EVALUATIONS = STALLED  # evaluations without a better val NLL after which auto ends the neural run (the log says so too)
 MARGIN_Z = 1.0  # standard errors of the val NLL difference by which the neural model must beat the n-gram (val_margin)
 NGRAM: dict = {}  # the n-gram candidate's options (none: its order chosen on val); tests give it a poor one
 
@@ -132,9 +135,14 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
     common = {k: v for k, v in options.items() if k in FOR_EVERY_RUN and v is not None}
     stopped, setting_up = [], {}
 
+    stall = Stall()
+
     def hear(event: Event) -> None:  # the caller's on_event, if any; its stop() ends auto too
         if event.kind == "started":
             setting_up["seconds"] = time.perf_counter() - setting_up.pop("from")
+            stall.__init__()
+        elif event.kind == "evaluated" and stall.stalled(event):
+            event.end()  # as if the budget were spent: the rest of it would not buy a better model
         if on_event is not None:
             inner = event._stopper
             event._stopper = lambda: (stopped.append(True), inner())
@@ -159,6 +167,8 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
                                     "seconds": summary["seconds"], "interrupted": summary["interrupted"]}
                 if name == "ngram":
                     candidates[name]["order"] = read_json(folder / CONFIG)["model_config"]["order"]
+                elif stall.note:
+                    candidates[name]["stopped_early"] = stall.note
 
     try:
         trained = None
@@ -202,6 +212,24 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
              for s in SPLIT_NAMES}
     return TrainResult(out, summary["step"], time.perf_counter() - began, final, interrupted,
                        summary.get("final_evaluation_seconds", 0.0), choice)
+
+
+class Stall:
+    """Whether val NLL has stopped improving: STALL_EVALUATIONS evaluations in a row without a new best."""
+
+    def __init__(self):
+        self.best, self.best_step, self.since, self.note = math.inf, 0, 0, None
+
+    def stalled(self, event) -> bool:
+        if event.val_loss < self.best:
+            self.best, self.best_step, self.since = event.val_loss, event.step, 0
+        else:
+            self.since += 1
+        if self.since < STALL_EVALUATIONS or self.note:
+            return False
+        self.note = (f"stopped early at step {event.step:,}: val NLL had not improved in {self.since} evaluations, "
+                     f"since step {self.best_step:,} ({self.best:.4f})")
+        return True
 
 
 def warm_up(name: str, dataset) -> None:

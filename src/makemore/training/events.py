@@ -4,7 +4,8 @@ TensorBoard and a caller's `on_event` hear them (`Events`), and none of them is 
 inside the loop.
 
 A subscriber may call `event.stop()` to end the run after this step, as Ctrl-C does: the best
-model is kept, the last checkpoint stays for --resume and summary.json says interrupted. A
+model is kept, the last checkpoint stays for --resume and summary.json says interrupted; or
+`event.end()`, to end it as a spent budget does, not interrupted. A
 caller's `on_event` that raises ends the run the same way, and its exception is raised again
 once the run directory is whole (`Events.failure`).
 """
@@ -31,6 +32,13 @@ class Event:
         stopper = getattr(self, "_stopper", None)
         if stopper is not None:
             stopper()
+
+    def end(self) -> None:
+        """End the run before its next step as a spent budget does: not interrupted, the model after
+        the last step evaluated, the final figures over whole splits (auto, when val NLL has stalled)."""
+        ender = getattr(self, "_ender", None)
+        if ender is not None:
+            ender()
 
 
 @dataclass
@@ -130,13 +138,17 @@ class Events:
         self.subscribers = list(subscribers)
         self.on_event = on_event
         self.stop_requested = False
+        self.end_requested = False  # event.end(): the run ends as if its budget were spent
         self.failure: Exception | None = None  # what on_event raised, raised again when the run has ended cleanly
 
     def request_stop(self) -> None:
         self.stop_requested = True
 
+    def request_end(self) -> None:
+        self.end_requested = True
+
     def emit(self, event: Event) -> None:
-        event._stopper = self.request_stop
+        event._stopper, event._ender = self.request_stop, self.request_end
         for subscriber in self.subscribers:
             subscriber(event)
         if self.on_event is not None and self.failure is None:

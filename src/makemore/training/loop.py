@@ -204,6 +204,7 @@ class Training:
         # the checkpoint after the last step is within the budget too: it is expected to take as long as the last one did
         budget = self.tc.time_budget
         out_of_time = budget is not None and self.progress.elapsed + self.schedule.last_seconds >= budget
+        out_of_time = out_of_time or self.events.end_requested  # event.end(): as if the budget were spent
         stop = self.events.stop_requested
         if self.ranks.distributed:
             out_of_time, signalled, stop = self.ranks.any_of(out_of_time and self.ranks.main,
