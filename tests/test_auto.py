@@ -186,8 +186,8 @@ def test_models_and_help_mention_auto(run_cli):
 
 @pytest.mark.parametrize("chars, seconds, steps, family", [
     (2_000, 10.0, None, "gru"), (20_000, 5.0, None, None), (20_000, 10.0, None, "lstm-small"), (180_000, 10.0, None, None),
-    (180_000, 60.0, None, "lstm-small"), (180_000, 600.0, None, "lstm-small"), (180_000, None, 10_000, "lstm"),
-    (180_000, 600.0, 10_000, "lstm-small"), (20_000, None, 10_000, "lstm-small"), (2_000, 2.0, None, None),
+    (180_000, 60.0, None, "lstm-small"), (180_000, 600.0, None, "lstm"), (180_000, 200.0, None, "lstm-small"), (180_000, None, 10_000, "lstm"),
+    (180_000, 600.0, 1_000, "lstm-small"), (180_000, 600.0, 10_000, "lstm"), (20_000, None, 10_000, "lstm-small"), (2_000, 2.0, None, None),
     (2_000, None, 20, None), (2_000, None, 40, "gru"),
 ])
 def test_the_rule(chars, seconds, steps, family):

@@ -27,7 +27,7 @@ def run(args) -> int:
             name = r["name"] + (" *" if r["default"] else "")
             print(f"{name:{width}s}  {r['params']:>9,d} params  {r['description']} [{r['reference']}]")
         print(f"{AUTO:{width}s}  {'':>9s}         the ngram first, then a neural model picked for the data and the budget "
-              "(--time-budget, or --max-steps; default 60 s), kept only if its val NLL is lower")
+              "(--time-budget, or --max-steps; default 60 s), kept only if its val NLL is lower by more than the val split's noise")
         print(f"* the default (--model {DEFAULT_MODEL}), tuned on 32,033 names and 16,000 steps. On a short list (a few "
               "thousand items) or a budget of a minute or two, another model often does better: --model auto picks one")
     return 0
