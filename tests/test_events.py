@@ -208,6 +208,10 @@ def test_the_schedule_spreads_evaluations_and_bounds_their_share():
     assert not timed.due(3, 10.4, One) and timed.due(4, 10.5, One)
     timed.evaluated(12.0, 2.0)  # a long one: training gets four times its length first
     assert not timed.due(5, 19.9, One) and timed.due(6, 20.0, One)
+    timed.evaluated(21.0, 0.1)  # a cheap one: the next when evaluating has cost a twentieth of the time
+    assert not timed.due(7, 22.8, One) and timed.due(8, 22.9, One)
+    timed.evaluated(23.0, 0.001)  # however cheap, a second apart at the most often
+    assert not timed.due(9, 23.9, One) and timed.due(10, 24.0, One)
     stepped = EvalSchedule(TrainConfig(max_steps=1000))
     assert [s for s in range(1, 201) if stepped.due(s, 0.0, One)] == [50, 100, 150, 200]
 
