@@ -35,7 +35,7 @@ class ProgressBar:
         elif isinstance(event, Evaluated):
             self.best_val = min(self.best_val, event.val_loss)
             if "val" in event.sampled:  # past SAMPLE_CHARS: what the figure is over
-                self.val_note = f" (sample of {event.sampled['val']['chars'] / 1e6:.1f}M chars)"
+                self.val_note = f" (a sample of {event.sampled['val']['chars']:,} chars)"
             self.show()
         elif isinstance(event, (Diverged, Finished)):
             if isinstance(event, Finished) and not (event.interrupted or event.diverged) and self.bar is not None:
