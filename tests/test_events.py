@@ -171,6 +171,22 @@ def test_the_bar_follows_the_limit_that_binds():
         bar.close()
 
 
+def test_a_val_figure_over_a_sample_says_so_on_the_bar():
+    from makemore.training import events as ev
+
+    loss, sample = torch.tensor(2.0), {"items": 2235, "chars": 22489, "of_items": 300000, "of_chars": 2996750, "seed": 0}
+    evaluated = ev.Evaluated(50, 2.1, 2.2, 0.1, 1.0, 1.0, 1.0, torch.empty(0), {"val": sample})
+    bar = bar_after([ev.Started(0, 200, False, math.inf), ev.Step(50, 0.1, loss, 0.0, 0.5), evaluated,
+                     ev.Step(100, 0.1, loss, 0.0, 1.0)])
+    assert bar.figures["best_val"] == "2.2000 (a sample of 22,489 chars)"
+    assert evaluated.record()["sampled"] == {"val": sample}
+    whole = bar_after([ev.Started(0, 200, False, math.inf), ev.Step(50, 0.1, loss, 0.0, 0.5),
+                       ev.Evaluated(50, 2.1, 2.2, 0.1, 1.0, 1.0, 1.0, torch.empty(0)), ev.Step(100, 0.1, loss, 0.0, 1.0)])
+    assert whole.figures["best_val"] == "2.2000"
+    bar.close()
+    whole.close()
+
+
 def test_evaluations_say_so_on_the_bar_and_in_the_events(small_data, tmp_path, capfd):
     heard = []
     makemore.train(data=str(small_data), out=tmp_path / "run", on_event=heard.append, log=lambda m: None, quiet=False,
