@@ -377,8 +377,8 @@ def test_under_a_time_budget_the_samples_are_sized_to_it(small_data, tmp_path, m
     """The sample of a split past SAMPLE_CHARS shrinks to what one checkpoint can evaluate in its share
     of the budget (never below MIN_SAMPLE_CHARS); the final train figure is over that same sample."""
     monkeypatch.setattr("makemore.evaluate.SAMPLE_CHARS", 1_000)
-    monkeypatch.setattr("makemore.training.loop.MIN_SAMPLE_CHARS", 100)
-    monkeypatch.setattr("makemore.training.loop.EVAL_SHARE_EACH", 1e-9)  # any machine: the floor
+    monkeypatch.setattr("makemore.training.samples.MIN_SAMPLE_CHARS", 100)
+    monkeypatch.setattr("makemore.training.samples.EVAL_SHARE_EACH", 1e-9)  # any machine: the floor
     result = makemore.train(data=str(small_data), out=tmp_path / "run", model="mlp", time_budget=1, batch_size=16, **QUIET)
     metrics = metrics_of(result.run_dir)
     sample = metrics[0]["sampled"]["train"]

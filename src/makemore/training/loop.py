@@ -22,13 +22,13 @@ from ..device import cpu_threads
 from ..diagnostics import DEFAULT_INTERVAL, Diagnostics
 from ..distributed import Ranks
 from ..errors import Diverged
-from .. import evaluate as scoring
-from ..evaluate import EvalResult, item_nll, sample_note, sample_split
+from ..evaluate import EvalResult
 from ..models import CharModel
 from . import events as ev
 from . import state
 from .recorder import Recorder, evaluate_splits
-from .schedule import EVAL_SHARE_EACH, MIN_SAMPLE_CHARS, PROBE_CHARS, EvalSchedule
+from .samples import EvalSets
+from .schedule import EvalSchedule
 from .report import LogLines, ProgressBar
 from .update import WeightAverage, autocast, loss_function, make_optimizer, set_learning_rate
 
@@ -78,9 +78,7 @@ class Training:
     def __init__(self, run: RunDir, model: CharModel, data: Dataset, tc: TrainConfig, ranks: Ranks):
         self.run, self.model, self.data, self.tc, self.ranks, self.device = run, model, data, tc, ranks, ranks.device
         main = ranks.main
-        self.eval_sets, self.sampled, self.sample_chars = {}, {}, scoring.SAMPLE_CHARS
-        if main:
-            self.sample_splits(scoring.SAMPLE_CHARS)
+        self.evals = EvalSets(data, self.device) if main else None  # what each checkpoint evaluates (rank 0)
         self.progress = state.Progress(lr=tc.lr, finite=torch.ones((), dtype=torch.bool, device=self.device))
         watched = tc.diagnostics and main
         self.diagnostics = Diagnostics(model, run, tc.diagnostics_interval or DEFAULT_INTERVAL) if watched else None
@@ -92,30 +90,6 @@ class Training:
             self.optimizer = make_optimizer(model, tc)
         self.recorder: Recorder | None = None  # rank 0's
         self.events = ev.Events([])
-
-    def sample_splits(self, most: int) -> None:
-        """What every checkpoint evaluates: each split whole, or past evaluate.SAMPLE_CHARS a seeded sample of
-        about `most` of its characters."""
-        self.eval_sets, self.sampled, self.sample_chars = {}, {}, most
-        for split in ("train", "val"):
-            whole = self.data.packed(split)
-            view, sample = sample_split(whole, most) if whole.chars > scoring.SAMPLE_CHARS else (whole, None)
-            self.eval_sets[split] = view.to(self.device)
-            if sample is not None:
-                self.sampled[split] = sample
-
-    def fit_samples_to_budget(self) -> None:
-        """Under a time budget, the samples of splits past evaluate.SAMPLE_CHARS are made small enough for one
-        checkpoint to take about EVAL_SHARE_EACH of the budget, from the model's evaluation speed
-        measured first on PROBE_CHARS characters of the same seeded order (a 1M-character sample of
-        a 3M-line list took 45 s a checkpoint for the default lstm, where 120 s was the whole budget)."""
-        probe = sample_split(self.data.packed("train"), PROBE_CHARS)[0].to(self.device)
-        item_nll(self.kept, probe)  # the first pass pays for warming up
-        began = time.perf_counter()
-        item_nll(self.kept, probe)
-        rate = probe.chars / max(time.perf_counter() - began, 1e-6)
-        most = int(rate * self.tc.time_budget * EVAL_SHARE_EACH / len(self.eval_sets))
-        self.sample_splits(max(MIN_SAMPLE_CHARS, min(scoring.SAMPLE_CHARS, most)))
 
     @property
     def kept(self) -> CharModel:
@@ -158,8 +132,8 @@ class Training:
         model.train()
         start = time.perf_counter() - p.elapsed
         self.schedule = EvalSchedule(tc, p.elapsed)
-        if self.sampled and tc.time_budget is not None:
-            self.fit_samples_to_budget()
+        if self.evals is not None and self.evals.sampled and tc.time_budget is not None:
+            self.evals.fit_to_budget(self.kept, tc.time_budget)
         chars, window_start = 0, time.perf_counter()
         while p.step < tc.max_steps:
             p.elapsed = time.perf_counter() - start
@@ -276,10 +250,10 @@ class Training:
     def evaluate(self) -> ev.Evaluated:
         """The kept model's exact train and val NLL (each split whole, or its sample), with the figures metrics.jsonl records."""
         p = self.progress
-        nll = {s: r.nll for s, r in evaluate_splits(self.kept, self.eval_sets, self.events, p.step, final=False).items()}
+        nll = {s: r.nll for s, r in evaluate_splits(self.kept, self.evals.sets, self.events, p.step, final=False).items()}
         return ev.Evaluated(p.step, nll["train"], nll["val"], p.lr, round(p.chars_per_sec, 1), round(p.elapsed, 3),
                             round(p.elapsed - p.eval_seconds, 3), torch.empty(0),
-                            {s: sample_note(sample) for s, sample in self.sampled.items()})
+                            self.evals.notes())
 
     def diverged(self, what: str) -> Diverged:
         """Keep the best finite model (never the diverged one) and say what happened and what to try.

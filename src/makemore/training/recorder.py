@@ -10,22 +10,9 @@ import torch
 from .. import tensorboard
 from ..store import MODEL, STATE, SUMMARY, RunDir, write_json
 from ..data import SPLIT_NAMES
-from .. import evaluate as scoring
-from ..evaluate import EvalResult, evaluate, sample_note, sample_split
+from ..evaluate import EvalResult, evaluate, sample_note
 from . import state
 from .events import Diverged, Evaluated, Evaluating, Event, Finished, Fitted, Started
-
-
-def final_view(training, split: str, interrupted: bool):
-    """A split as the final evaluation measures it, and its sample if it is one: train as every
-    checkpoint did; val and test whole, or, when `interrupted`, as the checkpoints did (test's
-    sample as large as theirs)."""
-    if split in training.sampled and (split == "train" or interrupted):
-        return training.eval_sets[split], training.sampled[split]
-    whole = training.data.packed(split)
-    if split == "test" and interrupted and whole.chars > scoring.SAMPLE_CHARS:
-        return sample_split(whole, training.sample_chars)
-    return whole, None
 
 
 def sampled_labels(labels: list[str], sample: dict | None) -> list[str]:
@@ -94,9 +81,9 @@ class Recorder:
             self.run.save_model(t.kept)
         self.run.load_weights(t.model)
         labels = t.data.split_labels or {}
-        views = {s: final_view(t, s, interrupted) for s in SPLIT_NAMES}
+        views = {s: t.evals.final_view(s, interrupted) for s in SPLIT_NAMES}
         known = {} if labels else self.kept_figures(t.progress.best_val)
-        if "val" in t.sampled and not interrupted:
+        if "val" in t.evals.sampled and not interrupted:
             known.pop("val", None)  # measured on its sample: the final figure is the whole split's
         fresh = evaluate_splits(t.model, {s: view.to(t.device) for s, (view, _) in views.items() if s not in known}, t.events,
                                 t.progress.step, final=True, labels={s: sampled_labels(labels[s], views[s][1]) for s in labels})
