@@ -175,10 +175,9 @@ class Training:
         several ranks, rank 0's clock and rank 0's subscribers decide, so that every rank stops at
         the same step; and a signal to any rank (noted by signals.deferred) interrupts every rank
         here, where none is waiting on another."""
-        # the checkpoint after the last step is within the budget too: it is expected to take as long as the last one did
-        budget = self.tc.time_budget
-        out_of_time = budget is not None and self.progress.elapsed + self.schedule.last_seconds >= budget
-        out_of_time = out_of_time or self.events.end_requested  # event.end(): as if the budget were spent
+        # the checkpoint after the last step is within the budget too (expected to take as long as the last); event.end()
+        budget, elapsed = self.tc.time_budget, self.progress.elapsed + self.schedule.last_seconds
+        out_of_time = (budget is not None and elapsed >= budget) or self.events.end_requested
         stop = self.events.stop_requested
         if self.ranks.distributed:
             out_of_time, signalled, stop = self.ranks.any_of(out_of_time and self.ranks.main,
