@@ -170,12 +170,11 @@ class Training:
             p.elapsed = time.perf_counter() - start  # the run's seconds hold its last evaluation, as the budget does
 
     def stop_here(self) -> bool:
-        """Whether to stop before this step: the time budget is spent, but for the last evaluation (False), or a stop was asked
-        for (KeyboardInterrupt, so that `event.stop()` ends the run exactly as Ctrl-C does). With
-        several ranks, rank 0's clock and rank 0's subscribers decide, so that every rank stops at
-        the same step; and a signal to any rank (noted by signals.deferred) interrupts every rank
-        here, where none is waiting on another."""
-        # the checkpoint after the last step is within the budget too (expected to take as long as the last); event.end()
+        """Whether to stop before this step: the budget is spent but for the checkpoint after it (expected to take as
+        long as the last), or event.end() (True); or a stop was asked for (KeyboardInterrupt, so that `event.stop()`
+        ends the run exactly as Ctrl-C does). With several ranks, rank 0's clock and subscribers decide, so that every
+        rank stops at the same step; and a signal to any rank (noted by signals.deferred) interrupts every rank here,
+        where none is waiting on another."""
         budget, elapsed = self.tc.time_budget, self.progress.elapsed + self.schedule.last_seconds
         out_of_time = (budget is not None and elapsed >= budget) or self.events.end_requested
         stop = self.events.stop_requested
