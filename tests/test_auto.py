@@ -226,7 +226,7 @@ def test_a_neural_run_whose_val_nll_stalls_ends_early_not_interrupted(small_data
     original = auto.Stall.stalled
 
     def flat(self, event):  # after the first evaluation, none better: a stalled run, whatever the weights do
-        if self.best_step:
+        if self.plateau.best_step:
             event = dataclasses.replace(event, val_loss=math.inf)
         return original(self, event)
 

@@ -36,7 +36,7 @@ from .evaluate import EvalResult
 from .store import CONFIG, LOCK, SUMMARY, TEMPORARY, TRAINING_OUTPUTS, RunDir, read_json, write_json
 from .training.events import Event
 from .training.loop import TrainResult
-from .training.report import STALLED
+from .training.report import STALLED, Plateau
 
 DEFAULT_BUDGET = 60.0  # seconds, with neither --time-budget nor --max-steps: a minute buys most of a short list's gain
 AUTO_OPTIONS = ("time_budget", "max_steps", "seed", "split_seed", "max_item_length", "threads", "tensorboard")
@@ -140,12 +140,11 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
     common = {k: v for k, v in options.items() if k in FOR_EVERY_RUN and v is not None}
     stopped, setting_up = [], {}
 
-    stall = Stall()
+    stall = Stall()  # the running candidate's (train_candidate starts each with a new one)
 
     def hear(event: Event) -> None:  # the caller's on_event, if any; its stop() ends auto too
         if event.kind == "started":
             setting_up["seconds"] = time.perf_counter() - setting_up.pop("from")
-            stall.__init__()
         elif event.kind == "evaluated" and stall.stalled(event):
             event.end()  # as if the budget were spent: the rest of it would not buy a better model
         if on_event is not None:
@@ -161,7 +160,8 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
     def train_candidate(name: str, **extra) -> None:
         folder = work / name
         said = lambda msg: None if msg.startswith("interrupted at step") else log(msg.replace(str(folder), str(out)))  # noqa: E731
-        setting_up["from"] = time.perf_counter()
+        nonlocal stall
+        setting_up["from"], stall = time.perf_counter(), Stall()
         model, options = candidate(name)
         try:
             train_on(dataset, data, model, folder, device, False, quiet, said, hear, **common, **options, **extra)
@@ -220,20 +220,19 @@ def train_auto(data, out, device, force, quiet, log, on_event, **options) -> Tra
 
 
 class Stall:
-    """Whether val NLL has stopped improving: STALL_EVALUATIONS evaluations in a row without a new best."""
+    """Whether val NLL has stopped improving: STALL_EVALUATIONS evaluations in a row without a new best
+    (the log's Plateau), said once in `note`."""
 
     def __init__(self):
-        self.best, self.best_step, self.since, self.note = math.inf, 0, 0, None
+        self.plateau, self.note = Plateau(), None
 
     def stalled(self, event) -> bool:
-        if event.val_loss < self.best:
-            self.best, self.best_step, self.since = event.val_loss, event.step, 0
-        else:
-            self.since += 1
-        if self.since < STALL_EVALUATIONS or self.note:
+        plateau = self.plateau
+        plateau.heard(event)
+        if plateau.since < STALL_EVALUATIONS or self.note:
             return False
-        self.note = (f"stopped early at step {event.step:,}: val NLL had not improved in {self.since} evaluations, "
-                     f"since step {self.best_step:,} ({self.best:.4f})")
+        self.note = (f"stopped early at step {event.step:,}: val NLL had not improved in {plateau.since} evaluations, "
+                     f"since step {plateau.best_step:,} ({plateau.best:.4f})")
         return True
 
 

@@ -73,8 +73,9 @@ def sample_split(data: Packed | Tokens, most: int | None = None) -> tuple[Packed
     tokens = as_tokens(data)
     lengths = tokens.lengths_np
     order = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(SAMPLE_SEED)).numpy()
-    count = int(np.searchsorted(np.cumsum(lengths[order]), most)) + 1  # the first items of the order reaching `most`
-    rows = np.sort(order[:count])
+    head = order[:most]  # every item holds a predicted character at least: `most` items reach `most`
+    count = int(np.searchsorted(np.cumsum(lengths[head]), most)) + 1  # the first items of the order reaching `most`
+    rows = np.sort(head[:count])
     sample = tokens.subset(rows)
     return sample, {"items": len(sample), "chars": sample.chars, "of_items": len(tokens), "of_chars": chars,
                     "seed": SAMPLE_SEED, "rows": rows}

@@ -89,17 +89,30 @@ class ProgressBar:
 STALLED = 5  # evaluations without a better val NLL before the log says so
 
 
+class Plateau:
+    """The best val NLL heard so far, the step it came at, and the evaluations since without a better one."""
+
+    def __init__(self, best: float = math.inf, step: int = 0):
+        self.best, self.best_step, self.since = best, step, 0
+
+    def heard(self, event: Evaluated) -> None:
+        if event.val_loss < self.best:
+            self.best, self.best_step, self.since = event.val_loss, event.step, 0
+        else:
+            self.since += 1
+
+
 class LogLines:
     """The lines `log` gets: where a resumed run starts, when val NLL has stopped improving (once),
     and where an interrupted run stopped."""
 
     def __init__(self, log, run_path: Path):
         self.log, self.run_path = log, run_path
-        self.best, self.best_step, self.since, self.said = math.inf, 0, 0, False
+        self.plateau, self.said = Plateau(), False
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Started):
-            self.best, self.best_step = event.best_val, event.step
+            self.plateau = Plateau(event.best_val, event.step)
             if event.resumed:
                 self.log(f"resuming {self.run_path} at step {event.step}")
         elif isinstance(event, Evaluated):
@@ -111,11 +124,9 @@ class LogLines:
             self.log(f"interrupted at step {event.step}; the best model so far is kept in {self.run_path}{note}")
 
     def evaluated(self, event: Evaluated) -> None:
-        if event.val_loss < self.best:
-            self.best, self.best_step, self.since = event.val_loss, event.step, 0
-            return
-        self.since += 1
-        if self.since == STALLED and not self.said:
+        plateau = self.plateau
+        plateau.heard(event)
+        if plateau.since == STALLED and not self.said:
             self.said = True
-            self.log(f"val NLL has not improved in {STALLED} evaluations, since step {self.best_step:,} ({self.best:.4f}), "
+            self.log(f"val NLL has not improved in {STALLED} evaluations, since step {plateau.best_step:,} ({plateau.best:.4f}), "
                      "the model kept; more steps are unlikely to help: --dropout or a smaller model may")

@@ -31,9 +31,10 @@ class EvalSets:
     def fit_to_budget(self, model, budget: float) -> None:
         """Make the samples small enough for one checkpoint to take about EVAL_SHARE_EACH of the
         budget, from the model's evaluation speed measured first on PROBE_CHARS characters of the
-        same seeded order (a 1M-character sample of a 3M-line list took 45 s a checkpoint for the
-        default lstm, where 120 s was the whole budget)."""
-        probe = sample_split(self.data.packed("train"), PROBE_CHARS)[0].to(self.device)
+        train sample (a 1M-character sample of a 3M-line list took 45 s a checkpoint for the
+        default lstm, where 120 s was the whole budget). The probe is drawn from the sample, not
+        the whole split: a permutation of its items, not of millions."""
+        probe = sample_split(self.sets["train"], PROBE_CHARS)[0].to(self.device)
         item_nll(model, probe)  # the first pass pays for warming up
         began = time.perf_counter()
         item_nll(model, probe)
